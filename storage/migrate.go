@@ -257,38 +257,18 @@ func (s *Store) lockMigrations(conn *gorm.DB) (func(), error) {
 // purpose; see migration.
 
 type v1Record struct {
-	ID           int64  `gorm:"primaryKey;autoIncrement"`
-	GroupKey     string `gorm:"size:160;not null;uniqueIndex:ux_evidence_chain,priority:1;index:ix_evidence_time,priority:1;index:ix_evidence_actor,priority:1;index:ix_evidence_msg,priority:1"`
-	ChainSeq     int64  `gorm:"not null;uniqueIndex:ux_evidence_chain,priority:2"`
-	Kind         string `gorm:"size:16;not null"`
-	Platform     string `gorm:"size:16;not null"`
-	BotID        string `gorm:"size:128;not null"`
-	GroupID      string `gorm:"size:128;not null"`
-	GroupName    string `gorm:"not null"`
-	MsgID        string `gorm:"size:128;not null;index:ix_evidence_msg,priority:2"`
-	DedupKey     string `gorm:"size:320;not null;uniqueIndex:ux_evidence_dedup"`
-	ActorID      string `gorm:"size:128;not null;index:ix_evidence_actor,priority:2"`
-	ActorNick    string `gorm:"not null"`
-	ActorCard    string `gorm:"not null"`
-	ActorRole    string `gorm:"size:16;not null"`
-	RoleSource   string `gorm:"size:16;not null"`
-	OperatorID   string `gorm:"size:128;not null"`
-	OccurredUS   int64  `gorm:"not null;index:ix_evidence_time,priority:2"`
-	TZOffset     int32  `gorm:"not null"`
-	ReceivedUS   int64  `gorm:"not null"`
-	Text         string `gorm:"not null"`
-	TextRaw      []byte
-	Segments     string `gorm:"not null"`
-	Detail       string `gorm:"not null"`
-	Raw          []byte
-	RawSHA256    string `gorm:"size:64;not null"`
-	SourceFile   string `gorm:"size:64;not null;index:ix_evidence_source"`
-	SourcePos    int64  `gorm:"not null"`
-	SourceUnit   string `gorm:"size:8;not null"`
-	SourceFormat string `gorm:"size:32;not null"`
-	Importer     string `gorm:"size:64;not null"`
-	PrevHash     string `gorm:"size:64;not null"`
-	Hash         string `gorm:"size:64;not null"`
+	ID         int64  `gorm:"primaryKey;autoIncrement"`
+	GroupKey   string `gorm:"size:160;not null;uniqueIndex:ux_evidence_chain,priority:1"`
+	ChainSeq   int64  `gorm:"not null;uniqueIndex:ux_evidence_chain,priority:2"`
+	Kind       string `gorm:"size:16;not null"`
+	OccurredUS int64  `gorm:"not null;index:ix_evidence_time"`
+	ActorID    string `gorm:"size:128;not null;index:ix_evidence_actor"`
+	MsgID      string `gorm:"size:128;not null"`
+	DedupKey   string `gorm:"size:320;not null;uniqueIndex:ux_evidence_dedup"`
+	Text       string `gorm:"not null"`
+	Meta       string `gorm:"not null"`
+	Raw        []byte
+	Hash       string `gorm:"size:64;not null"`
 }
 
 func (v1Record) TableName() string { return "evidence" }

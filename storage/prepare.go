@@ -141,6 +141,7 @@ func prepare(ev *bot.Event, receivedUS int64, maxBytes int) (*item, error) {
 		return nil, fmt.Errorf("%w: %s event in group %s is %d bytes, storage.writer.max_event_bytes is %d",
 			ErrTooLarge, ev.Kind, r.GroupKey, it.size, maxBytes)
 	}
+	r.static = staticMetaJSON(&r)
 	it.rec = r
 	return it, nil
 }

@@ -30,7 +30,7 @@ func (s *Store) Groups(ctx context.Context) ([]GroupSummary, error) {
 		Last     int64
 	}
 	var rows []row
-	err := s.db.WithContext(ctx).Model(&Record{}).
+	err := s.db.WithContext(ctx).Model(&evidenceRow{}).
 		Select("group_key, kind, COUNT(*) AS n, MAX(occurred_us) AS last").
 		Group("group_key, kind").Scan(&rows).Error
 	if err != nil {
@@ -76,7 +76,7 @@ type RecordFilter struct {
 func (s *Store) Records(ctx context.Context, f RecordFilter) ([]Record, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	q := s.db.WithContext(ctx).Model(&Record{})
+	q := s.db.WithContext(ctx).Model(&evidenceRow{})
 	if f.GroupKey != "" {
 		q = q.Where("group_key = ?", f.GroupKey)
 	}
@@ -107,9 +107,17 @@ func (s *Store) Records(ctx context.Context, f RecordFilter) ([]Record, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
-	var out []Record
-	if err := q.Limit(limit).Find(&out).Error; err != nil {
+	var rows []evidenceRow
+	if err := q.Limit(limit).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("read records: %w", err)
+	}
+	out := make([]Record, 0, len(rows))
+	for i := range rows {
+		r, err := rows[i].record()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *r)
 	}
 	return out, nil
 }
@@ -119,7 +127,7 @@ func (s *Store) CountRecords(ctx context.Context) (int64, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&Record{}).Count(&n).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&evidenceRow{}).Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("count records: %w", err)
 	}
 	return n, nil

@@ -346,7 +346,8 @@ func TestTamperingIsReported(t *testing.T) {
 		seq     int64
 	}{
 		{"edit text", "UPDATE evidence SET text = 'nothing to see' WHERE group_key = ? AND chain_seq = 3", "hash", 3},
-		{"edit role", "UPDATE evidence SET actor_role = 'member' WHERE group_key = ? AND chain_seq = 2", "hash", 2},
+		{"edit role", "UPDATE evidence SET meta = REPLACE(meta, '\"role_source\":\"none\"', '\"role_source\":\"roster\"') WHERE group_key = ? AND chain_seq = 2", "hash", 2},
+		{"break meta", "UPDATE evidence SET meta = 'not json' WHERE group_key = ? AND chain_seq = 2", "meta", 2},
 		{"edit raw payload", "UPDATE evidence SET raw = ? WHERE group_key = ? AND chain_seq = 4", "raw", 4},
 		{"delete a record", "DELETE FROM evidence WHERE group_key = ? AND chain_seq = 3", "gap", 3},
 		{"edit and rehash one record", "", "prev_hash", 4},
@@ -400,7 +401,7 @@ func TestTamperingIsReported(t *testing.T) {
 				if br.GroupKey != gk || br.Problem != c.problem || br.Seq != c.seq {
 					t.Fatalf("break = %+v, want %s at seq %d", br, c.problem, c.seq)
 				}
-				if br.Problem != "gap" && (br.MsgID != fmt.Sprint(c.seq) || br.Expected == br.Found || br.Expected == "") {
+				if br.Problem != "gap" && br.Problem != "meta" && (br.MsgID != fmt.Sprint(c.seq) || br.Expected == br.Found || br.Expected == "") {
 					t.Fatalf("break does not name the message or the hashes: %+v", br)
 				}
 				if !strings.Contains(br.String(), gk) {

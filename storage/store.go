@@ -57,10 +57,15 @@ type Config struct {
 
 // WriterConfig tunes the batched evidence writer.
 type WriterConfig struct {
-	// BatchSize is the most events committed in one transaction. The
-	// pure-Go SQLite driver binds parameters in O(n^2), so keep it at
-	// 50-200 there.
+	// BatchSize is the most events committed in one transaction; 0 picks
+	// 500. Rows are inserted a few at a time per statement (the pure-Go
+	// SQLite driver binds parameters in O(n^2)), so a large transaction
+	// does not mean a large statement.
 	BatchSize int `yaml:"batch_size"`
+	// Shards is the number of writer goroutines, each owning the chains of
+	// the groups that hash to it; 0 picks 1 for SQLite (one writer lock)
+	// and 4 for PostgreSQL and MySQL.
+	Shards int `yaml:"shards"`
 	// FlushInterval is the longest an accepted event waits for its batch
 	// to fill before it is committed anyway.
 	FlushInterval time.Duration `yaml:"flush_interval"`
@@ -82,7 +87,7 @@ func DefaultConfig() Config {
 		MaxOpenConns: 8,
 		QueryTimeout: 30 * time.Second,
 		Writer: WriterConfig{
-			BatchSize:     100,
+			BatchSize:     0,
 			FlushInterval: 20 * time.Millisecond,
 			QueueSize:     4096,
 			MaxBatchBytes: 8 << 20,
@@ -109,8 +114,14 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("query_timeout: must be positive, got %s", c.QueryTimeout))
 	}
 	w := c.Writer
-	if w.BatchSize < 1 || w.BatchSize > 5000 {
-		errs = append(errs, fmt.Errorf("writer.batch_size: must be 1-5000, got %d", w.BatchSize))
+	if w.BatchSize < 0 || w.BatchSize > 5000 {
+		errs = append(errs, fmt.Errorf("writer.batch_size: must be 1-5000 (or 0 for the default), got %d", w.BatchSize))
+	}
+	if w.Shards < 0 || w.Shards > 64 {
+		errs = append(errs, fmt.Errorf("writer.shards: must be 1-64 (or 0 for the default), got %d", w.Shards))
+	}
+	if c.Driver == SQLite && w.Shards > 1 {
+		errs = append(errs, fmt.Errorf("writer.shards: sqlite has a single writer lock, so more than one shard only adds contention; use 1 or 0, got %d", w.Shards))
 	}
 	if w.FlushInterval <= 0 || w.FlushInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("writer.flush_interval: must be between 0 and 1m, got %s", w.FlushInterval))
@@ -125,6 +136,20 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("writer.max_batch_bytes: must be at least writer.max_event_bytes (%d), got %d", w.MaxEventBytes, w.MaxBatchBytes))
 	}
 	return errors.Join(errs...)
+}
+
+// resolved fills in the automatic defaults for a driver.
+func (w WriterConfig) resolved(driver string) WriterConfig {
+	if w.BatchSize == 0 {
+		w.BatchSize = 500
+	}
+	if w.Shards == 0 {
+		w.Shards = 1
+		if driver != SQLite {
+			w.Shards = 4
+		}
+	}
+	return w
 }
 
 // Store is the evidence store.
@@ -154,7 +179,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		}
 		dial = sqlite.Open(dsn)
 	case Postgres:
-		dial = postgres.New(postgres.Config{DSN: cfg.DSN})
+		dial = postgres.New(postgres.Config{DSN: postgresDSN(cfg.DSN)})
 	case MySQL:
 		dsn, err := mysqlDSN(cfg.DSN)
 		if err != nil {
@@ -236,7 +261,7 @@ func sqliteDSN(dsn string) (string, error) {
 		return "", fmt.Errorf("storage.dsn: bad query in %q: %w", dsn, err)
 	}
 	have := strings.Join(q["_pragma"], ",")
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)", "temp_store(MEMORY)", "cache_size(-32768)"} {
 		name, _, _ := strings.Cut(p, "(")
 		if !strings.Contains(have, name) {
 			q.Add("_pragma", p)
@@ -246,6 +271,23 @@ func sqliteDSN(dsn string) (string, error) {
 		q.Set("_txlock", "immediate")
 	}
 	return "file:" + path + "?" + q.Encode(), nil
+}
+
+// postgresDSN asks for custom plans: pgx prepares every statement, and a
+// generic plan chosen while a table was small (a sequential scan) would
+// otherwise stick after it has grown, turning the writer's duplicate
+// look-up into a full scan of the ledger.
+func postgresDSN(dsn string) string {
+	if strings.Contains(dsn, "plan_cache_mode") {
+		return dsn
+	}
+	if strings.Contains(dsn, "://") {
+		if strings.Contains(dsn, "?") {
+			return dsn + "&plan_cache_mode=force_custom_plan"
+		}
+		return dsn + "?plan_cache_mode=force_custom_plan"
+	}
+	return dsn + " plan_cache_mode=force_custom_plan"
 }
 
 // mysqlDSN makes sure the connection speaks utf8mb4 with a binary collation,
@@ -305,3 +347,4 @@ func redactErr(err error, dsn string) error {
 	}
 	return errors.New(msg)
 }
+
