@@ -105,6 +105,7 @@ func crashChild(path, run string) int {
 		queue <- pending{t, bot.GroupKey(bot.QQ, g), id}
 	}
 	time.Sleep(time.Hour) // wait to be killed
+	return 4
 }
 
 const crashEventsPerChild = 400
