@@ -3,6 +3,7 @@ package bot
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -52,6 +53,11 @@ func (e *Event) Validate() error {
 	}
 	if y := e.Time.Year(); y < 1990 || y > 9999 {
 		return invalid("time", "year %d is out of range", y)
+	}
+	if p := e.Source; p != nil {
+		if err := p.validate(); err != nil {
+			return err
+		}
 	}
 	bodies := 0
 	for _, set := range []bool{e.Message != nil, e.Roster != nil, e.Member != nil, e.Recall != nil, e.Rename != nil} {
@@ -134,6 +140,31 @@ func (e *Event) Validate() error {
 		if err := checkID("rename.operator", e.Rename.Operator, false); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (p *Provenance) validate() error {
+	if len(p.FileSHA256) != 64 || strings.Trim(p.FileSHA256, "0123456789abcdef") != "" {
+		return invalid("source.file_sha256", "must be 64 lowercase hex digits, got %q", p.FileSHA256)
+	}
+	if p.Unit != "line" && p.Unit != "byte" {
+		return invalid("source.unit", "must be line or byte, got %q", p.Unit)
+	}
+	if p.Position < 0 {
+		return invalid("source.position", "is negative")
+	}
+	if err := checkID("source.format", p.Format, true); err != nil {
+		return err
+	}
+	if len(p.Format) > 32 {
+		return invalid("source.format", "is longer than 32 bytes")
+	}
+	if err := checkID("source.importer", p.Importer, true); err != nil {
+		return err
+	}
+	if len(p.Importer) > 64 {
+		return invalid("source.importer", "is longer than 64 bytes")
 	}
 	return nil
 }

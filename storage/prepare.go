@@ -70,9 +70,6 @@ func prepare(ev *bot.Event, receivedUS int64, maxBytes int) (*item, error) {
 		r.SourceUnit = p.Unit
 		r.SourceFormat = p.Format
 		r.Importer = p.Importer
-		if len(r.SourceFile) > 64 || len(r.SourceUnit) > 8 || len(r.SourceFormat) > 32 || len(r.Importer) > 64 {
-			return nil, &bot.ValidationError{Field: "source", Problem: "has a field longer than the store allows (file_sha256 64, unit 8, format 32, importer 64)"}
-		}
 	}
 	var local string
 	it := &item{ev: ev}
