@@ -347,4 +347,3 @@ func redactErr(err error, dsn string) error {
 	}
 	return errors.New(msg)
 }
-
