@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	gomysql "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -104,8 +105,15 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("driver: must be sqlite, postgres or mysql, got %q", c.Driver))
 	}
-	if (c.Driver == Postgres || c.Driver == MySQL) && strings.TrimSpace(c.DSN) == "" {
+	switch {
+	case (c.Driver == Postgres || c.Driver == MySQL) && strings.TrimSpace(c.DSN) == "":
 		errs = append(errs, fmt.Errorf("dsn: required for driver %s", c.Driver))
+	case c.Driver == Postgres && !strings.Contains(c.DSN, "://") && !strings.Contains(c.DSN, "="):
+		errs = append(errs, fmt.Errorf("dsn: %q is not a PostgreSQL DSN (postgres://user@host:5432/db or \"host=... dbname=...\")", RedactDSN(c.DSN)))
+	case c.Driver == MySQL:
+		if _, err := gomysql.ParseDSN(c.DSN); err != nil {
+			errs = append(errs, fmt.Errorf("dsn: not a MySQL DSN (user:pass@tcp(host:3306)/db): %v", err))
+		}
 	}
 	if c.MaxOpenConns < 1 {
 		errs = append(errs, fmt.Errorf("max_open_conns: must be at least 1, got %d", c.MaxOpenConns))
@@ -346,4 +354,29 @@ func redactErr(err error, dsn string) error {
 		return err
 	}
 	return errors.New(msg)
+}
+
+// RedactDSN masks the password in a DSN for display.
+func RedactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil && strings.Contains(dsn, "://") {
+		if _, ok := u.User.Password(); ok {
+			return strings.Replace(dsn, u.User.String()+"@", u.User.Username()+":***@", 1)
+		}
+		return dsn
+	}
+	// Keyword form: password=secret
+	if i := strings.Index(dsn, "password="); i >= 0 {
+		end := strings.IndexByte(dsn[i:], ' ')
+		if end < 0 {
+			end = len(dsn) - i
+		}
+		return dsn[:i] + "password=***" + dsn[i+end:]
+	}
+	// MySQL form: user:pass@tcp(...)
+	if at := strings.LastIndex(dsn, "@"); at > 0 {
+		if colon := strings.Index(dsn[:at], ":"); colon >= 0 {
+			return dsn[:colon] + ":***" + dsn[at:]
+		}
+	}
+	return dsn
 }

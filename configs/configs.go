@@ -1,0 +1,260 @@
+// Package configs holds qunshao's typed configuration and the files that
+// are embedded into the binary: the default configuration (qunshao.yaml)
+// and, as the project grows, rule packs and dictionaries. A binary copied
+// to another machine needs nothing from its build tree.
+package configs
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/qunshao/qunshao/storage"
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed qunshao.yaml
+var defaultYAML []byte
+
+// DefaultYAML returns the embedded default configuration file.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// EnvPrefix starts every environment override.
+const EnvPrefix = "QUNSHAO_"
+
+// Config is qunshao's whole configuration. Each package receives only its
+// own slice.
+type Config struct {
+	Log     Log            `yaml:"log"`
+	Storage storage.Config `yaml:"storage"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Default returns the embedded default configuration.
+func Default() (*Config, error) {
+	var c Config
+	if err := decode(defaultYAML, "embedded qunshao.yaml", &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Load builds the configuration: the embedded default, overlaid by the file
+// at path (if any), overlaid by QUNSHAO_* variables from env (os.Environ()
+// form), then validated. Errors name the file and line, or the variable,
+// and the key.
+func Load(path string, env []string) (*Config, error) {
+	c, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if err := decode(b, path, c); err != nil {
+			return nil, err
+		}
+	}
+	if err := applyEnv(c, env); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): `)
+
+// decode overlays YAML onto c, refusing unknown keys.
+func decode(b []byte, name string, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file changes nothing
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			var msgs []string
+			for _, e := range te.Errors {
+				msgs = append(msgs, name+":"+strings.TrimSpace(yamlLine.ReplaceAllString(e, "$1: ")))
+			}
+			return fmt.Errorf("config: %s", strings.Join(msgs, "; "))
+		}
+		return fmt.Errorf("config %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
+// Validate checks every slice; each error names its key.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: must be debug, info, warn or error, got %q", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: must be text or json, got %q", c.Log.Format))
+	}
+	if err := c.Storage.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("storage.%w", e))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid config: %w", errors.Join(errs...))
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// EnvKeys lists every environment variable the configuration reads, with
+// its key, in file order.
+func EnvKeys() [][2]string {
+	var out [][2]string
+	walk(reflect.ValueOf(&Config{}).Elem(), "", func(key string, _ reflect.Value) error {
+		out = append(out, [2]string{envName(key), key})
+		return nil
+	})
+	return out
+}
+
+func envName(key string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// applyEnv sets the leaves named by QUNSHAO_* variables.
+func applyEnv(c *Config, env []string) error {
+	vars := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, EnvPrefix) {
+			vars[k] = v
+		}
+	}
+	known := map[string]bool{EnvPrefix + "CONFIG": true}
+	err := walk(reflect.ValueOf(c).Elem(), "", func(key string, f reflect.Value) error {
+		name := envName(key)
+		known[name] = true
+		v, ok := vars[name]
+		if !ok {
+			return nil
+		}
+		if err := setValue(f, v); err != nil {
+			return fmt.Errorf("environment %s=%q: %s %w", name, v, key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for k := range vars {
+		if !known[k] && !strings.HasPrefix(k, EnvPrefix+"TEST_") {
+			return fmt.Errorf("environment %s: no such configuration key (see `qunshao config env`)", k)
+		}
+	}
+	return nil
+}
+
+// walk calls f for every leaf field with its dotted yaml key.
+func walk(v reflect.Value, prefix string, f func(key string, field reflect.Value) error) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag := strings.Split(sf.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" || !sf.IsExported() {
+			continue
+		}
+		key := tag
+		if prefix != "" {
+			key = prefix + "." + tag
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Time{}) {
+			if err := walk(fv, key, f); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := f(key, fv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func setValue(f reflect.Value, s string) error {
+	switch {
+	case f.Type() == durationType:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return errors.New("must be a duration such as 20ms, 30s or 5m")
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(s)
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		f.SetBool(b)
+	case f.Kind() >= reflect.Int && f.Kind() <= reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || f.OverflowInt(n) {
+			return errors.New("must be an integer")
+		}
+		f.SetInt(n)
+	case f.Kind() == reflect.Float64:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return errors.New("must be a number")
+		}
+		f.SetFloat(x)
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		f.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("cannot be set from the environment (type %s)", f.Type())
+	}
+	return nil
+}
+
+// YAML renders the configuration as YAML, with the database password
+// masked.
+func (c *Config) YAML() ([]byte, error) {
+	cp := *c
+	cp.Storage.DSN = storage.RedactDSN(cp.Storage.DSN)
+	return yaml.Marshal(&cp)
+}
