@@ -5,8 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"math/rand/v2"
+		"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,6 +54,8 @@ func crashChild(path, run string) int {
 		return 2
 	}
 	out := bufio.NewWriter(os.Stdout)
+	fmt.Fprintln(out, "ready")
+	out.Flush()
 	type pending struct {
 		t     *storage.Ticket
 		group string
@@ -144,12 +145,36 @@ func TestCrashSafety(t *testing.T) {
 			t.Fatal(err)
 		}
 		outc := make(chan []byte)
+		ready := make(chan struct{})
 		go func() {
-			b, _ := io.ReadAll(stdout)
-			outc <- b
+			var buf bytes.Buffer
+			r := bufio.NewReader(stdout)
+			signalled := false
+			for {
+				line, err := r.ReadBytes('\n')
+				buf.Write(line)
+				if !signalled && string(line) == "ready\n" {
+					close(ready)
+					signalled = true
+				}
+				if err != nil {
+					break
+				}
+			}
+			outc <- buf.Bytes()
 		}()
-		// Kill anywhere from start-up (mid-migration on the first run) to
-		// deep in a stream of batches.
+		// Every fifth child is killed anywhere from start-up on (mid-
+		// migration on the first run); the others once they are writing,
+		// so the test exercises the writer however slow the machine (or
+		// the race detector) makes start-up.
+		if run%5 != 0 {
+			select {
+			case <-ready:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("run %d: child never became ready: %s", run, stderr.String())
+			}
+		}
 		time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		out := <-outc
