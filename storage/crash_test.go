@@ -5,7 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-		"math/rand/v2"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
