@@ -670,3 +670,138 @@ func TestMemberEventsAndGroupChanges(t *testing.T) {
 		mustVerify(t, s)
 	})
 }
+
+// TestBadEventDoesNotTakeItsBatchDown makes the database itself refuse one
+// event of a batch: only that event fails, its neighbours are stored and
+// the chain has no hole.
+func TestBadEventDoesNotTakeItsBatchDown(t *testing.T) {
+	ctx := context.Background()
+	s := storagetest.Open(t, storagetest.SQLiteConfig(t))
+	if err := storagetest.Exec(t, s, `CREATE TRIGGER poison BEFORE INSERT ON evidence WHEN NEW.text = 'poison'
+BEGIN SELECT RAISE(ABORT, 'poison refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(t, s)
+	var tickets []*storage.Ticket
+	for i := 0; i < 10; i++ {
+		text := fmt.Sprintf("消息%d", i)
+		if i == 4 {
+			text = "poison"
+		}
+		tk, err := w.Submit(ctx, msg(fmt.Sprint(i), "1", text, at("20:00").Add(time.Duration(i)*time.Second)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tickets = append(tickets, tk)
+	}
+	for i, tk := range tickets {
+		_, err := tk.Wait(ctx)
+		if (i == 4) != (err != nil) {
+			t.Fatalf("event %d: err = %v", i, err)
+		}
+		if i == 4 && !strings.Contains(err.Error(), "poison refused") {
+			t.Fatalf("poison error does not say why: %v", err)
+		}
+	}
+	if n := len(messages(t, s)); n != 9 {
+		t.Fatalf("stored %d, want the 9 good neighbours", n)
+	}
+	rep := mustVerify(t, s)
+	if rep.Records != 9 {
+		t.Fatalf("chain has %d records", rep.Records)
+	}
+	if st := w.Stats(); st.Failed != 1 || st.Stored != 9 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// TestSlowStoreAppliesBackPressure holds the SQLite write lock so the
+// writer cannot commit: producers must be held back once the queue is
+// full (not dropped), and everything accepted is stored once the lock goes.
+func TestSlowStoreAppliesBackPressure(t *testing.T) {
+	ctx := context.Background()
+	cfg := storagetest.SQLiteConfig(t)
+	cfg.Writer.QueueSize = 4
+	cfg.Writer.BatchSize = 2
+	s := storagetest.Open(t, cfg)
+	w := newWriter(t, s)
+	sqlDB, err := s.DB().DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	var accepted []*storage.Ticket
+	var blocked error
+	for i := 0; i < 50 && blocked == nil; i++ {
+		sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		tk, err := w.Submit(sctx, msg(fmt.Sprint(i), "1", "x", at("20:00").Add(time.Duration(i)*time.Second)))
+		cancel()
+		if err != nil {
+			blocked = err
+			break
+		}
+		accepted = append(accepted, tk)
+	}
+	if !errors.Is(blocked, context.DeadlineExceeded) {
+		t.Fatalf("producer was never held back (accepted %d): %v", len(accepted), blocked)
+	}
+	if len(accepted) > cfg.Writer.QueueSize+2*cfg.Writer.BatchSize {
+		t.Fatalf("accepted %d events with a queue of %d", len(accepted), cfg.Writer.QueueSize)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	for _, tk := range accepted {
+		if _, err := tk.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(messages(t, s)); n != len(accepted) {
+		t.Fatalf("stored %d of %d accepted", n, len(accepted))
+	}
+}
+
+// TestLockedDatabaseIsRetriedNotFailed holds the SQLite write lock for
+// longer than the driver's busy timeout: the writer must retry the batch
+// instead of failing its events.
+func TestLockedDatabaseIsRetriedNotFailed(t *testing.T) {
+	ctx := context.Background()
+	cfg := storagetest.SQLiteConfig(t)
+	cfg.DSN += "?_pragma=busy_timeout(50)"
+	s := storagetest.Open(t, cfg)
+	w := newWriter(t, s)
+	sqlDB, _ := s.DB().DB()
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := w.Submit(ctx, msg("1", "1", "在锁住的时候到达", at("20:00")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // several busy timeouts
+	select {
+	case <-tk.Done():
+		_, err := tk.Wait(ctx)
+		t.Fatalf("event finished while the database was locked: %v", err)
+	default:
+	}
+	conn.ExecContext(ctx, "ROLLBACK")
+	conn.Close()
+	if res, err := tk.Wait(ctx); err != nil || res.Seq != 1 {
+		t.Fatalf("after the lock: %+v %v", res, err)
+	}
+	if st := w.Stats(); st.Retries == 0 {
+		t.Fatalf("no retry counted: %+v", st)
+	}
+}

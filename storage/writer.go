@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/qunshao/qunshao/bot"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -317,8 +320,8 @@ func (sh *shard) commit(batch []*item) {
 			sh.fail(batch, fmt.Errorf("%w: not stored: %v", ErrClosed, err))
 			return
 		}
-		if !sh.databaseAnswers() {
-			w.s.log.Warn("evidence store unreachable; retrying batch", "events", len(batch), "err", err, "retry_in", backoff)
+		if transient(err) || !sh.databaseAnswers() {
+			w.s.log.Warn("evidence store busy or unreachable; retrying batch", "events", len(batch), "err", err, "retry_in", backoff)
 			w.count(func(s *WriterStats) { s.Retries++ })
 			select {
 			case <-time.After(backoff + rand.N(backoff/2+1)):
@@ -337,6 +340,33 @@ func (sh *shard) commit(batch []*item) {
 		}
 		return
 	}
+}
+
+// transient reports errors that say "not now" rather than "not this
+// event": lock contention, deadlocks, serialisation failures, timeouts and
+// broken connections. Batches failing with them are retried whole.
+func transient(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch pg.Code {
+		case "40001", "40P01", "55P03", "57P01", "57P03", "53300":
+			return true
+		}
+		return strings.HasPrefix(pg.Code, "08")
+	}
+	var my *gomysql.MySQLError
+	if errors.As(err, &my) {
+		switch my.Number {
+		case 1205, 1213, 1040, 1053:
+			return true
+		}
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY") ||
+		strings.Contains(msg, "database table is locked")
 }
 
 func (sh *shard) databaseAnswers() bool {
