@@ -104,10 +104,10 @@ func TestConfigValidationNamesTheKey(t *testing.T) {
 func TestRedactDSN(t *testing.T) {
 	for in, want := range map[string]string{
 		"postgres://qs:s3cret@db:5432/q?sslmode=disable": "postgres://qs:***@db:5432/q?sslmode=disable",
-		"host=db user=qs password=s3cret dbname=q":        "host=db user=qs password=*** dbname=q",
-		"qs:s3cret@tcp(db:3306)/q":                        "qs:***@tcp(db:3306)/q",
-		"data/qunshao.db":                                 "data/qunshao.db",
-		"postgres://db/q":                                 "postgres://db/q",
+		"host=db user=qs password=s3cret dbname=q":       "host=db user=qs password=*** dbname=q",
+		"qs:s3cret@tcp(db:3306)/q":                       "qs:***@tcp(db:3306)/q",
+		"data/qunshao.db":                                "data/qunshao.db",
+		"postgres://db/q":                                "postgres://db/q",
 	} {
 		if got := storage.RedactDSN(in); got != want {
 			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
