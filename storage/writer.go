@@ -310,7 +310,7 @@ func (sh *shard) loop() {
 func (sh *shard) commit(batch []*item) {
 	w := sh.w
 	backoff := 100 * time.Millisecond
-	for {
+	for attempt := 1; ; attempt++ {
 		err := sh.tryCommit(batch)
 		if err == nil {
 			return
@@ -320,7 +320,9 @@ func (sh *shard) commit(batch []*item) {
 			sh.fail(batch, fmt.Errorf("%w: not stored: %v", ErrClosed, err))
 			return
 		}
-		if transient(err) || !sh.databaseAnswers() {
+		// A batch that keeps timing out may simply be too big for the
+		// deadline: after a few tries it is split like a refused one.
+		if (transient(err) && !(attempt > 3 && len(batch) > 1)) || !sh.databaseAnswers() {
 			w.s.log.Warn("evidence store busy or unreachable; retrying batch", "events", len(batch), "err", err, "retry_in", backoff)
 			w.count(func(s *WriterStats) { s.Retries++ })
 			select {
