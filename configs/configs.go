@@ -6,7 +6,7 @@ package configs
 
 import (
 	"bytes"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
@@ -17,12 +17,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qunshao/qunshao/detect"
 	"github.com/qunshao/qunshao/storage"
 	"gopkg.in/yaml.v3"
 )
 
 //go:embed qunshao.yaml
 var defaultYAML []byte
+
+// Files holds the embedded lexicon, dictionaries and rule packs.
+//
+//go:embed nlp rules
+var Files embed.FS
 
 // DefaultYAML returns the embedded default configuration file.
 func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
@@ -35,6 +41,7 @@ const EnvPrefix = "QUNSHAO_"
 type Config struct {
 	Log     Log            `yaml:"log"`
 	Storage storage.Config `yaml:"storage"`
+	Detect  detect.Config  `yaml:"detect"`
 }
 
 // Log configures the process logger.
@@ -118,6 +125,11 @@ func (c *Config) Validate() error {
 	if err := c.Storage.Validate(); err != nil {
 		for _, e := range unjoin(err) {
 			errs = append(errs, fmt.Errorf("storage.%w", e))
+		}
+	}
+	if err := c.Detect.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("detect.%w", e))
 		}
 	}
 	if len(errs) == 0 {

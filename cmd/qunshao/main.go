@@ -62,6 +62,7 @@ type app struct {
 	configPath     string
 	usageErr       bool
 	cfg            *configs.Config
+	threshold      float64
 	log            *slog.Logger
 }
 
@@ -91,7 +92,8 @@ Start with "qunshao demo": it needs no accounts and no database server.`,
 		a.usageErr = true
 		return fmt.Errorf("%w\nrun '%s --help' for usage", err, c.CommandPath())
 	})
-	root.AddCommand(a.serveCommand(), a.demoCommand(), a.dbCommand(), a.configCommand(), a.versionCommand())
+	root.AddCommand(a.serveCommand(), a.demoCommand(), a.dbCommand(), a.configCommand(), a.versionCommand(),
+		a.scanCommand(), a.replayCommand(), a.evalCommand(), a.rulesCommand(), a.modelCommand())
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(a, c.Args)
 	}

@@ -1,0 +1,276 @@
+// Package detect turns an analysed message into a verdict (attack task,
+// extortion, attack coordination or benign) with its explanation, and
+// correlates verdicts over time into campaigns, organisers and a risk score
+// per group.
+//
+// A verdict combines two layers. Rule packs (package rules) say what they
+// matched and where; a logistic-regression classifier over the message's
+// words, character pairs, the lists and rules it hit, its entities and the
+// sender's role weighs all of it, including what no rule names. The
+// verdict reports both.
+package detect
+
+import (
+	"strings"
+	"sync/atomic"
+	"unicode"
+
+	"github.com/qunshao/qunshao/nlp"
+	"github.com/qunshao/qunshao/rules"
+)
+
+// Verdict is the judgement on one message.
+type Verdict struct {
+	// Label is attack_task, extortion, attack_coordination or benign.
+	Label string `json:"label"`
+	// Score is the probability that the message is malicious.
+	Score    float64 `json:"score"`
+	Severity string  `json:"severity"`
+	// Rules are the rules that fired, with what they matched.
+	Rules []RuleHit `json:"rules"`
+	// Entities found in the message.
+	Entities []nlp.Entity `json:"entities"`
+	// Model is the classifier's view.
+	Model ModelView `json:"model"`
+	// Evasions are the disguises normalisation undid.
+	Evasions []string `json:"evasions,omitempty"`
+}
+
+// RuleHit is a fired rule in a verdict.
+type RuleHit struct {
+	ID       string     `json:"id"`
+	Category string     `json:"category"`
+	Severity string     `json:"severity"`
+	Tags     []string   `json:"tags,omitempty"`
+	Spans    []nlp.Span `json:"spans"`
+	Terms    []string   `json:"terms,omitempty"`
+}
+
+// ModelView is the classifier's contribution to a verdict.
+type ModelView struct {
+	Version string             `json:"version"`
+	Label   string             `json:"label"`
+	Probs   map[string]float64 `json:"probs"`
+	Top     []Contribution     `json:"top,omitempty"`
+}
+
+// Detector produces verdicts. The rule engine and the model can be swapped
+// while it runs (rule reload, retraining); each message sees one
+// consistent pair.
+type Detector struct {
+	analyzer *nlp.Analyzer
+	engine   atomic.Pointer[rules.Engine]
+	model    atomic.Pointer[Model]
+	// Threshold is the malicious probability from which a message is
+	// labelled malicious.
+	Threshold float64
+}
+
+// DefaultThreshold is the malicious probability from which a message is
+// flagged.
+const DefaultThreshold = 0.5
+
+// NewDetector wires an analyzer, a rule engine and a model.
+func NewDetector(a *nlp.Analyzer, e *rules.Engine, m *Model) *Detector {
+	d := &Detector{analyzer: a, Threshold: DefaultThreshold}
+	d.engine.Store(e)
+	d.model.Store(m)
+	return d
+}
+
+// SetEngine swaps the rule engine (after a reload).
+func (d *Detector) SetEngine(e *rules.Engine) { d.engine.Store(e) }
+
+// SetModel swaps the model (after retraining).
+func (d *Detector) SetModel(m *Model) { d.model.Store(m) }
+
+// Engine returns the current rule engine.
+func (d *Detector) Engine() *rules.Engine { return d.engine.Load() }
+
+// Model returns the current model.
+func (d *Detector) Model() *Model { return d.model.Load() }
+
+// Analyzer returns the analyzer.
+func (d *Detector) Analyzer() *nlp.Analyzer { return d.analyzer }
+
+// Detect judges one message. role is the sender's role at the time, or ""
+// when unknown.
+func (d *Detector) Detect(text, role string) *Verdict {
+	a := d.analyzer.Analyze(text)
+	return d.judge(a, role, d.engine.Load(), d.model.Load())
+}
+
+// Features returns the classifier features of a message (for training).
+func (d *Detector) Features(text, role string) []string {
+	a := d.analyzer.Analyze(text)
+	res := d.engine.Load().Evaluate(a, role)
+	return Features(a, res, role)
+}
+
+func (d *Detector) judge(a *nlp.Analysis, role string, e *rules.Engine, m *Model) *Verdict {
+	res := e.Evaluate(a, role)
+	v := &Verdict{Label: "benign", Entities: a.Entities, Rules: []RuleHit{}}
+	if v.Entities == nil {
+		v.Entities = []nlp.Entity{}
+	}
+	seen := map[nlp.ChangeKind]bool{}
+	for _, c := range a.Changes {
+		if !seen[c.Kind] {
+			seen[c.Kind] = true
+			v.Evasions = append(v.Evasions, string(c.Kind))
+		}
+	}
+	for _, h := range res.Hits {
+		v.Rules = append(v.Rules, RuleHit{ID: h.Rule.ID, Category: h.Rule.Category, Severity: h.Rule.Severity, Tags: h.Rule.Tags, Spans: h.Spans, Terms: h.Terms})
+	}
+	if m == nil {
+		rulesOnly(v)
+		return v
+	}
+	p := m.Predict(Features(a, res, role))
+	v.Model = ModelView{Version: m.Version, Probs: p.Probs, Top: p.Top}
+	best, bestP := "", -1.0
+	for _, l := range m.Classes {
+		if p.Probs[l] > bestP {
+			best, bestP = l, p.Probs[l]
+		}
+	}
+	v.Model.Label = best
+	mal := 0.0
+	bestMal, bestMalP := "", -1.0
+	for _, l := range m.Classes {
+		if Malicious(l) {
+			mal += p.Probs[l]
+			if p.Probs[l] > bestMalP {
+				bestMal, bestMalP = l, p.Probs[l]
+			}
+		}
+	}
+	v.Score = mal
+	if mal >= d.Threshold {
+		v.Label = bestMal
+	}
+	v.Severity = severity(v, mal)
+	return v
+}
+
+// rulesOnly labels a verdict from the rules alone (no model loaded): the
+// category of the most severe malicious rule that fired.
+func rulesOnly(v *Verdict) {
+	best := -1
+	for _, r := range v.Rules {
+		if Malicious(r.Category) && severityRank[r.Severity] > best {
+			best = severityRank[r.Severity]
+			v.Label, v.Severity = r.Category, r.Severity
+		}
+	}
+	v.Score = map[int]float64{-1: 0.05, 0: 0.3, 1: 0.55, 2: 0.7, 3: 0.85, 4: 0.95}[best]
+	if v.Severity == "" {
+		v.Severity = "info"
+	}
+}
+
+var severityRank = map[string]int{"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+// severity is the highest severity of the rules that support the label,
+// or one derived from the score when no rule names the label.
+func severity(v *Verdict, score float64) string {
+	if v.Label == "benign" {
+		return "info"
+	}
+	best := ""
+	for _, r := range v.Rules {
+		if r.Category == v.Label && (best == "" || severityRank[r.Severity] > severityRank[best]) {
+			best = r.Severity
+		}
+	}
+	if best != "" {
+		return best
+	}
+	switch {
+	case score >= 0.9:
+		return "high"
+	case score >= 0.7:
+		return "medium"
+	}
+	return "low"
+}
+
+// Features turns an analysed message into classifier features: its words
+// and word pairs, pairs of Chinese characters (robust to segmentation
+// errors), the lists and rules it hit, entity types, money and length
+// buckets, and the sender's role.
+func Features(a *nlp.Analysis, res *rules.Result, role string) []string {
+	f := make([]string, 0, 3*len(a.Tokens)+len(res.Lists)+len(res.Hits)+8)
+	prev := ""
+	for _, t := range a.Tokens {
+		w := t.Text
+		if !wordy(w) {
+			prev = ""
+			continue
+		}
+		f = append(f, "w:"+w)
+		if prev != "" {
+			f = append(f, "b:"+prev+"_"+w)
+		}
+		prev = w
+	}
+	var last rune
+	for _, r := range a.Runes {
+		if unicode.Is(unicode.Han, r) {
+			if last != 0 {
+				f = append(f, "c:"+string([]rune{last, r}))
+			}
+			last = r
+		} else {
+			last = 0
+		}
+	}
+	for _, l := range res.Lists {
+		f = append(f, "L:"+l)
+	}
+	for _, h := range res.Hits {
+		f = append(f, "R:"+h.Rule.ID, "C:"+h.Rule.Category)
+	}
+	money := 0.0
+	for _, e := range a.Entities {
+		f = append(f, "E:"+string(e.Type))
+		if e.Type == nlp.EntMoney {
+			var v float64
+			for _, c := range e.Value {
+				if c < '0' || c > '9' {
+					break
+				}
+				v = v*10 + float64(c-'0')
+			}
+			money = max(money, v)
+		}
+	}
+	switch {
+	case money >= 1000:
+		f = append(f, "money:1000+")
+	case money >= 100:
+		f = append(f, "money:100+")
+	case money > 0:
+		f = append(f, "money:<100")
+	}
+	if role != "" && role != "unknown" {
+		f = append(f, "role:"+role)
+	}
+	switch n := len(a.Runes); {
+	case n <= 6:
+		f = append(f, "len:short")
+	case n >= 40:
+		f = append(f, "len:long")
+	}
+	return f
+}
+
+func wordy(w string) bool {
+	for _, r := range w {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return !strings.ContainsAny(w, "\n")
+		}
+	}
+	return false
+}
