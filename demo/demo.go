@@ -14,12 +14,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/qunshao/qunshao/bot"
 	"github.com/qunshao/qunshao/bot/scenario"
+	"github.com/qunshao/qunshao/detect"
+	"github.com/qunshao/qunshao/nlp"
+	"github.com/qunshao/qunshao/pipeline"
 	"github.com/qunshao/qunshao/storage"
 )
 
@@ -37,8 +41,10 @@ type Options struct {
 	// Storage is the base storage configuration; driver and DSN are
 	// overridden with the demo file.
 	Storage storage.Config
-	Out     io.Writer
-	Log     *slog.Logger
+	// Detector judges the messages; nil stores evidence only.
+	Detector *detect.Detector
+	Out      io.Writer
+	Log      *slog.Logger
 }
 
 // Summary is what a run stored, for tests and callers.
@@ -47,6 +53,10 @@ type Summary struct {
 	Records                    int64
 	Groups                     []storage.GroupSummary
 	ChainsOK                   bool
+	// Flagged counts malicious detections; Malicious lists the groups
+	// found running a campaign.
+	Flagged   int
+	Malicious []string
 }
 
 // Run replays the bundled logs and prints a report to opts.Out.
@@ -85,13 +95,13 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	fmt.Fprintf(out, "qunshao demo: replaying %d bundled group logs (%d events) into %s\n\n", len(scenarios), len(events), opts.DBPath)
 
 	sum := &Summary{Events: len(events)}
-	w, err := st.NewWriter(storage.WriterOptions{})
+	p, err := newSink(st, opts.Detector, opts.Log)
 	if err != nil {
 		return nil, err
 	}
-	results, err := submitAll(ctx, w, events)
+	results, err := submitAll(ctx, p, events)
 	if err != nil {
-		w.Close(ctx)
+		p.Close(ctx)
 		return nil, err
 	}
 	for _, r := range results {
@@ -101,9 +111,9 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	// A bot that reconnects delivers the same events again: nothing may be
 	// stored twice.
-	again, err := submitAll(ctx, w, events)
+	again, err := submitAll(ctx, p, events)
 	if err != nil {
-		w.Close(ctx)
+		p.Close(ctx)
 		return nil, err
 	}
 	for _, r := range again {
@@ -111,8 +121,12 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 			sum.Duplicates++
 		}
 	}
-	if err := w.Close(ctx); err != nil {
+	if err := p.Close(ctx); err != nil {
 		return nil, err
+	}
+	var tracker *detect.Tracker
+	if pl, ok := p.(*pipeline.Pipeline); ok {
+		tracker = pl.Tracker()
 	}
 
 	if sum.Groups, err = st.Groups(ctx); err != nil {
@@ -121,6 +135,16 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	for _, g := range sum.Groups {
 		if err := printGroup(ctx, out, st, g); err != nil {
 			return nil, err
+		}
+		if tracker != nil {
+			flagged, malicious, err := printDetections(ctx, out, st, g, tracker)
+			if err != nil {
+				return nil, err
+			}
+			sum.Flagged += flagged
+			if malicious {
+				sum.Malicious = append(sum.Malicious, g.GroupKey)
+			}
 		}
 	}
 	rep, err := st.Verify(ctx, nil)
@@ -142,7 +166,21 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	return sum, nil
 }
 
-func submitAll(ctx context.Context, w *storage.Writer, events []*bot.Event) ([]storage.Result, error) {
+// sink is where the demo sends events: the whole pipeline, or only the
+// evidence writer when no detector is given.
+type sink interface {
+	Submit(context.Context, *bot.Event) (*storage.Ticket, error)
+	Close(context.Context) error
+}
+
+func newSink(st *storage.Store, d *detect.Detector, log *slog.Logger) (sink, error) {
+	if d == nil {
+		return st.NewWriter(storage.WriterOptions{})
+	}
+	return pipeline.New(st, d, pipeline.Options{Log: log})
+}
+
+func submitAll(ctx context.Context, w sink, events []*bot.Event) ([]storage.Result, error) {
 	tickets := make([]*storage.Ticket, 0, len(events))
 	for _, ev := range events {
 		t, err := w.Submit(ctx, ev)
@@ -281,4 +319,76 @@ func excerpt(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "…"
+}
+
+// printDetections shows what the detector flagged in a group, with the
+// matched words marked in the original text.
+func printDetections(ctx context.Context, out io.Writer, st *storage.Store, g storage.GroupSummary, t *detect.Tracker) (int, bool, error) {
+	ds, err := st.Detections(ctx, storage.DetectionFilter{GroupKey: g.GroupKey, Labels: []string{"attack_task", "extortion", "attack_coordination"}})
+	if err != nil {
+		return 0, false, err
+	}
+	recs, err := st.Records(ctx, storage.RecordFilter{GroupKey: g.GroupKey, Kinds: []string{"message"}, Limit: 10000})
+	if err != nil {
+		return 0, false, err
+	}
+	text := map[int64]storage.Record{}
+	for _, r := range recs {
+		text[r.ChainSeq] = r
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].ChainSeq < ds[j].ChainSeq })
+	fmt.Fprintf(out, "   detections (%d flagged):\n", len(ds))
+	for _, d := range ds {
+		var hits []detect.RuleHit
+		_ = json.Unmarshal([]byte(d.Rules), &hits)
+		var spans []nlp.Span
+		var ids []string
+		for _, h := range hits {
+			if detect.Malicious(h.Category) {
+				ids = append(ids, h.ID)
+				spans = append(spans, h.Spans...)
+			}
+		}
+		r := text[d.ChainSeq]
+		fmt.Fprintf(out, "   #%-3d %-19s %.2f %-8s %s (%s): %s\n", d.ChainSeq, d.Label, d.Score, d.Severity,
+			safe(r.ActorNick), roleLabel[d.SenderRole], excerpt(mark(r.Text, spans), 70))
+		if len(ids) > 0 {
+			fmt.Fprintf(out, "        rules: %s\n", strings.Join(ids, ", "))
+		}
+	}
+	orgs := t.Organizers(g.GroupKey)
+	malicious := len(orgs) > 0
+	if malicious {
+		var names []string
+		for _, o := range orgs {
+			names = append(names, fmt.Sprintf("%s (%s, as %s)", o.ID, strings.Join(o.Messages, ","), strings.Join(o.Roles, "/")))
+		}
+		fmt.Fprintf(out, "   => campaign: organisers %s\n", strings.Join(names, "; "))
+	} else {
+		fmt.Fprintf(out, "   => no campaign\n")
+	}
+	fmt.Fprintln(out)
+	return len(ds), malicious, nil
+}
+
+// mark puts «» around the matched characters (rune spans) of s.
+func mark(s string, spans []nlp.Span) string {
+	r := []rune(s)
+	in := make([]bool, len(r))
+	for _, sp := range spans {
+		for i := max(0, sp.Start); i < min(len(r), sp.End); i++ {
+			in[i] = true
+		}
+	}
+	var b strings.Builder
+	for i, c := range r {
+		if in[i] && (i == 0 || !in[i-1]) {
+			b.WriteString("«")
+		}
+		b.WriteRune(c)
+		if in[i] && (i == len(r)-1 || !in[i+1]) {
+			b.WriteString("»")
+		}
+	}
+	return b.String()
 }

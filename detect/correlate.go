@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/qunshao/qunshao/bot/scenario"
@@ -124,6 +125,9 @@ func organizerWeight(v *Verdict) float64 {
 	case "attack_coordination":
 		progress, directing := false, false
 		for _, r := range v.Rules {
+			if r.Category == "attack_task" || r.Category == "extortion" {
+				directing = true // a coordination line that also gives orders or talks money
+			}
 			for _, t := range r.Tags {
 				switch t {
 				case "progress", "rollcall":
@@ -144,65 +148,66 @@ func organizerWeight(v *Verdict) float64 {
 	return 0
 }
 
-// Correlate judges a group's messages in time order and correlates them.
-func (d *Detector) Correlate(msgs []GroupMessage) *GroupReport {
-	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].Time.Before(msgs[j].Time) })
-	rep := &GroupReport{Organizers: []string{}, TargetShops: []string{}}
-	for _, m := range msgs {
-		rep.Messages = append(rep.Messages, JudgedMessage{GroupMessage: m, Verdict: d.Detect(m.Text, m.Role)})
+// Tracker follows groups over time: the risk score after each message,
+// and who organises. It is what the live pipeline keeps per group and what
+// Correlate replays a log through. Safe for concurrent use.
+type Tracker struct {
+	mu     sync.Mutex
+	groups map[string]*groupTrack
+}
+
+type groupTrack struct {
+	risk, peak float64
+	last       time.Time
+	malicious  int
+	core       bool
+	organizers map[string]*Organizer
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker() *Tracker { return &Tracker{groups: map[string]*groupTrack{}} }
+
+// GroupState is a group's standing after a message.
+type GroupState struct {
+	Risk      float64
+	Peak      float64
+	Malicious bool
+}
+
+// Observe adds a judged message to its group and returns the group's
+// state. Messages should arrive in time order per group; a late one is
+// counted without rewinding the decay.
+func (t *Tracker) Observe(group string, m GroupMessage, v *Verdict) GroupState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.groups[group]
+	if g == nil {
+		g = &groupTrack{organizers: map[string]*Organizer{}}
+		t.groups[group] = g
 	}
-	// Risk: evidence accumulates as 1 - prod(1 - w*score), decaying over
-	// time.
-	risk := 0.0
-	var last time.Time
-	nMal := 0
-	for _, jm := range rep.Messages {
-		v := jm.Verdict
-		w := categoryWeight[v.Label]
-		if w == 0 {
-			continue
+	if w := categoryWeight[v.Label]; w > 0 {
+		g.malicious++
+		if !g.last.IsZero() && m.Time.After(g.last) {
+			g.risk *= math.Pow(0.5, float64(m.Time.Sub(g.last))/float64(riskHalfLife))
 		}
-		nMal++
-		if !last.IsZero() {
-			risk *= math.Pow(0.5, float64(jm.Time.Sub(last))/float64(riskHalfLife))
+		if m.Time.After(g.last) {
+			g.last = m.Time
 		}
-		last = jm.Time
-		risk = 1 - (1-risk)*(1-w*v.Score)
-		rep.Timeline = append(rep.Timeline, RiskPoint{Time: jm.Time, Risk: round(risk), By: jm.ID})
-	}
-	peak := 0.0
-	for _, p := range rep.Timeline {
-		peak = max(peak, p.Risk)
-	}
-	rep.Risk = round(peak)
-	rep.Campaigns = campaigns(rep.Messages)
-	// A group is malicious when the evidence is strong and corroborated:
-	// an attack task or extortion and at least one more malicious message.
-	hasCore := false
-	for _, jm := range rep.Messages {
-		if jm.Verdict.Label == "attack_task" || jm.Verdict.Label == "extortion" {
-			hasCore = true
+		g.risk = 1 - (1-g.risk)*(1-w*v.Score)
+		g.peak = max(g.peak, g.risk)
+		if v.Label == "attack_task" || v.Label == "extortion" {
+			g.core = true
 		}
 	}
-	rep.Malicious = hasCore && nMal >= 2 && peak >= maliciousRisk
-	if !rep.Malicious {
-		return rep
-	}
-	// Organisers.
-	scores := map[string]*Organizer{}
-	for _, jm := range rep.Messages {
-		w := organizerWeight(jm.Verdict) * jm.Verdict.Score
-		if w == 0 {
-			continue
-		}
-		o := scores[jm.Sender]
+	if w := organizerWeight(v) * v.Score; w > 0 {
+		o := g.organizers[m.Sender]
 		if o == nil {
-			o = &Organizer{ID: jm.Sender}
-			scores[jm.Sender] = o
+			o = &Organizer{ID: m.Sender}
+			g.organizers[m.Sender] = o
 		}
 		o.Score += w
-		o.Messages = append(o.Messages, jm.ID)
-		role := jm.Role
+		o.Messages = append(o.Messages, m.ID)
+		role := m.Role
 		if role == "" {
 			role = "unknown"
 		}
@@ -210,16 +215,60 @@ func (d *Detector) Correlate(msgs []GroupMessage) *GroupReport {
 			o.Roles = append(o.Roles, role)
 		}
 	}
-	for _, o := range scores {
+	return g.state()
+}
+
+// A group is malicious when the evidence is strong and corroborated: an
+// attack task or extortion, at least one more malicious message, and a
+// peak risk above maliciousRisk.
+func (g *groupTrack) state() GroupState {
+	return GroupState{Risk: round(g.risk), Peak: round(g.peak), Malicious: g.core && g.malicious >= 2 && g.peak >= maliciousRisk}
+}
+
+// Organizers returns the people attributed as organisers of a group.
+func (t *Tracker) Organizers(group string) []Organizer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.groups[group]
+	if g == nil || !g.state().Malicious {
+		return nil
+	}
+	var out []Organizer
+	for _, o := range g.organizers {
 		if o.Score >= organizerThreshold {
-			o.Score = round(o.Score)
-			rep.Evidence = append(rep.Evidence, *o)
-			rep.Organizers = append(rep.Organizers, o.ID)
+			c := *o
+			c.Score = round(c.Score)
+			out = append(out, c)
 		}
 	}
-	sort.Strings(rep.Organizers)
-	sort.Slice(rep.Evidence, func(i, j int) bool { return rep.Evidence[i].ID < rep.Evidence[j].ID })
-	rep.TargetShops, rep.Items = targets(rep.Messages)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Correlate judges a group's messages in time order and correlates them.
+func (d *Detector) Correlate(msgs []GroupMessage) *GroupReport {
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].Time.Before(msgs[j].Time) })
+	rep := &GroupReport{Organizers: []string{}, TargetShops: []string{}}
+	t := NewTracker()
+	var st GroupState
+	for _, m := range msgs {
+		v := d.Detect(m.Text, m.Role)
+		rep.Messages = append(rep.Messages, JudgedMessage{GroupMessage: m, Verdict: v})
+		st = t.Observe("", m, v)
+		if categoryWeight[v.Label] > 0 {
+			rep.Timeline = append(rep.Timeline, RiskPoint{Time: m.Time, Risk: st.Risk, By: m.ID})
+		}
+	}
+	rep.Risk, rep.Malicious = st.Peak, st.Malicious
+	rep.Campaigns = campaigns(rep.Messages)
+	if !rep.Malicious {
+		return rep
+	}
+	rep.Evidence = t.Organizers("")
+	for _, o := range rep.Evidence {
+		rep.Organizers = append(rep.Organizers, o.ID)
+	}
+	rep.TargetShops, rep.Items = targets(rep.Messages, d.analyzer.Norm)
 	return rep
 }
 
@@ -281,7 +330,7 @@ func campaigns(ms []JudgedMessage) []Campaign {
 // targets collects the shops and items named in malicious messages. A
 // short name that is the start of a longer one ("悦宠家居" of
 // "悦宠家居旗舰店") is the same shop.
-func targets(ms []JudgedMessage) (shops, items []string) {
+func targets(ms []JudgedMessage, norm *nlp.Normalizer) (shops, items []string) {
 	count := map[string]int{}
 	for _, jm := range ms {
 		if !Malicious(jm.Verdict.Label) {
@@ -290,7 +339,7 @@ func targets(ms []JudgedMessage) (shops, items []string) {
 		for _, e := range jm.Verdict.Entities {
 			switch e.Type {
 			case nlp.EntShop:
-				count[e.Value]++
+				count[norm.Simplify(e.Value)]++
 			case nlp.EntItemID:
 				if !contains(items, e.Value) {
 					items = append(items, e.Value)

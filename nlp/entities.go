@@ -317,15 +317,26 @@ func exStop(c rune) bool {
 
 // --- word lists ----------------------------------------------------------
 
-// entWords converts a word list to runes once, at package init; the lists
-// are read-only afterwards. Words are lower case; ASCII in the text is
-// compared case-insensitively because Identity input is not lowered.
-func entWords(ws ...string) [][]rune {
-	out := make([][]rune, len(ws))
-	for i, w := range ws {
-		out[i] = []rune(w)
+// entList is a word list indexed by first and last rune, so that looking
+// for any of a hundred words at a position costs one map lookup. Lists are
+// built at package init and read-only afterwards. Words are lower case;
+// ASCII in the text is compared case-insensitively because Identity input
+// is not lowered. Within a bucket, words keep the order given (longest
+// first where one word is a prefix of another).
+type entList struct {
+	words       [][]rune
+	first, last map[rune][][]rune
+}
+
+func entWords(ws ...string) *entList {
+	l := &entList{first: map[rune][][]rune{}, last: map[rune][][]rune{}}
+	for _, w := range ws {
+		r := []rune(w)
+		l.words = append(l.words, r)
+		l.first[r[0]] = append(l.first[r[0]], r)
+		l.last[r[len(r)-1]] = append(l.last[r[len(r)-1]], r)
 	}
-	return out
+	return l
 }
 
 // exAt reports whether w is spelled at r[i:].
@@ -355,9 +366,12 @@ func exAtStr(r []rune, i int, w string) bool {
 	return true
 }
 
-// exAtAny returns the length of the first word of ws spelled at r[i:].
-func exAtAny(r []rune, i int, ws [][]rune) int {
-	for _, w := range ws {
+// exAtAny returns the length of the first word of l spelled at r[i:].
+func exAtAny(r []rune, i int, l *entList) int {
+	if i < 0 || i >= len(r) {
+		return 0
+	}
+	for _, w := range l.first[exLower(r[i])] {
 		if exAt(r, i, w) {
 			return len(w)
 		}
@@ -365,34 +379,27 @@ func exAtAny(r []rune, i int, ws [][]rune) int {
 	return 0
 }
 
-// exEndAny returns the length of the first word of ws that ends at end.
-func exEndAny(r []rune, end int, ws [][]rune) int {
-	for _, w := range ws {
-		if exAt(r, end-len(w), w) {
+// exEndAny returns the length of the first word of l that ends at end. An
+// ASCII word must not be the tail of a longer word ("faq" is not "q").
+func exEndAny(r []rune, end int, l *entList) int {
+	if end <= 0 || end > len(r) {
+		return 0
+	}
+	for _, w := range l.last[exLower(r[end-1])] {
+		if s := end - len(w); exAt(r, s, w) && (!exLetter(w[0]) || s == 0 || !exLetter(r[s-1])) {
 			return len(w)
 		}
 	}
 	return 0
 }
 
-// exASCIIWordOK: an ASCII keyword must not be the tail of a longer word
-// ("faq" is not "q").
-func exASCIIWordOK(r []rune, start int, w []rune) bool {
-	if len(w) == 0 || !exLetter(w[0]) || start == 0 {
-		return true
-	}
-	return !exLetter(r[start-1])
-}
-
-// exKeywordBefore reports whether a word of ws ends at s, or before s with
+// exKeywordBefore reports whether a word of l ends at s, or before s with
 // only up to maxFill filler runes in between.
-func exKeywordBefore(r []rune, s, maxFill int, ws [][]rune, filler func(rune) bool) bool {
+func exKeywordBefore(r []rune, s, maxFill int, l *entList, filler func(rune) bool) bool {
 	k := s
 	for n := 0; ; n++ {
-		for _, w := range ws {
-			if exAt(r, k-len(w), w) && exASCIIWordOK(r, k-len(w), w) {
-				return true
-			}
+		if exEndAny(r, k, l) > 0 {
+			return true
 		}
 		if n == maxFill || k == 0 || !filler(r[k-1]) {
 			return false
@@ -791,7 +798,7 @@ func exShopSub(sub string, reserved map[string]bool) bool {
 
 // exQueryParam returns the digits of the first query parameter named in
 // keys whose value is 5-20 digits.
-func exQueryParam(r []rune, qs, qe int, keys [][]rune) (int, int, bool) {
+func exQueryParam(r []rune, qs, qe int, keys *entList) (int, int, bool) {
 	for p := qs; p < qe; {
 		ks := p
 		for p < qe && r[p] != '=' && r[p] != '&' {
@@ -816,7 +823,7 @@ func exQueryParam(r []rune, qs, qe int, keys [][]rune) (int, int, bool) {
 		if ve-vs < 5 || ve-vs > 20 || !exAllDigits(r[vs:ve]) {
 			continue
 		}
-		for _, k := range keys {
+		for _, k := range keys.words {
 			if ke-ks == len(k) && exAt(r, ks, k) {
 				return vs, ve, true
 			}
@@ -825,7 +832,7 @@ func exQueryParam(r []rune, qs, qe int, keys [][]rune) (int, int, bool) {
 	return 0, 0, false
 }
 
-func exHasParam(r []rune, qs, qe int, keys [][]rune) bool {
+func exHasParam(r []rune, qs, qe int, keys *entList) bool {
 	_, _, ok := exQueryParam(r, qs, qe, keys)
 	return ok
 }
@@ -892,7 +899,7 @@ func (x *extractor) contextItemIDs() {
 			continue
 		}
 		word := false
-		for _, w := range entIDWords {
+		for _, w := range entIDWords.words {
 			if len(w) == i-s && exAt(r, s, w) {
 				word = true
 				break
@@ -1326,7 +1333,7 @@ func (x *extractor) qqMail() {
 
 // qqContext finds 5-11 digit numbers after a QQ keyword. Weak keywords
 // (加我) do not take numbers that look like phones.
-func (x *extractor) qqContext(keys [][]rune, weak bool) {
+func (x *extractor) qqContext(keys *entList, weak bool) {
 	r := x.r
 	for s := 0; s < len(r); s++ {
 		if !exDigit(r[s]) || s > 0 && exDigit(r[s-1]) {
@@ -1695,15 +1702,8 @@ var (
 		}
 		return m
 	}()
-	// entMoneyAfter is indexed by first rune.
-	entMoneyAfter = func() map[rune][][]rune {
-		m := map[rune][][]rune{}
-		for _, w := range entWords("转账", "到账", "成交", "打款", "现金", "拿不出", "私了", "封口", "收手", "停手", "了事",
-			"免谈", "删评", "撤诉", "一口价", "红包") {
-			m[w[0]] = append(m[w[0]], w)
-		}
-		return m
-	}()
+	entMoneyAfter = entWords("转账", "到账", "成交", "打款", "现金", "拿不出", "私了", "封口", "收手", "停手", "了事",
+		"免谈", "删评", "撤诉", "一口价", "红包")
 	// entRateAfter: "300一条" (normalised "300 1条") is a price per review.
 	entRateAfter = entWords("1条", "1单", "1个", "1件", "1次", "每条", "每单", "每个", "每件", "每次", "一条", "一单")
 	// Units after a number that make it something other than money or a count.
@@ -1807,6 +1807,9 @@ func (x *extractor) number(s, e, ne int) {
 	// 1. 2、 at the start of a list item
 	if ne == e && q == e && q+1 < len(r) && (r[q] == '.' || r[q] == '、') && !exDigit(r[q+1]) && shift == 0 {
 		return
+	}
+	if s >= 2 && r[s-1] == ' ' && exLetter(r[s-2]) {
+		return // iPhone 15, Mate 60
 	}
 	digits := string(r[s:e])
 	if shift == 0 && (entHotlines[digits] || e-s > 9 || e-s > 1 && r[s] == '0') {
@@ -1922,10 +1925,8 @@ func (x *extractor) moneyContext(s, q int) (ok, verb bool) {
 		if exStop(r[k]) || exDigit(r[k]) {
 			break
 		}
-		for _, w := range entMoneyAfter[r[k]] {
-			if exAt(r, k, w) {
-				return true, false
-			}
+		if exAtAny(r, k, entMoneyAfter) > 0 {
+			return true, false
 		}
 	}
 	return false, false
@@ -2039,7 +2040,7 @@ var (
 func (x *extractor) times() {
 	r := x.r
 	for i := 0; i < len(r); {
-		if x.claimed(i, i+1) {
+		if !exTimeStart(r[i]) || x.claimed(i, i+1) {
 			i++
 			continue
 		}
@@ -2078,6 +2079,20 @@ func (x *extractor) times() {
 		}
 		i = de
 	}
+}
+
+// exTimeStart reports the runes a time expression or a duration can start
+// with; the matchers run only there.
+func exTimeStart(c rune) bool {
+	if c >= '0' && c <= '9' {
+		return true
+	}
+	switch c {
+	case '今', '明', '后', '昨', '前', '当', '次', '周', '本', '这', '下', '上', '星', '礼', '大', '凌', '早', '清',
+		'中', '傍', '晚', '夜', '半', '深', '午', '白', '几':
+		return true
+	}
+	return false
 }
 
 // exDeadlineSuffixOK rejects 前/内 that begin another word (前3名, 内容).

@@ -80,6 +80,22 @@ func NewNormalizer(lex *Lexicon, isWord func(string) bool) (*Normalizer, error) 
 	return n, nil
 }
 
+// Simplify converts traditional characters to simplified and changes
+// nothing else (for names shown to people, such as shop names).
+func (n *Normalizer) Simplify(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		if r >= cjkLo && r <= cjkHi {
+			if to := n.t2s[r-cjkLo]; to != 0 {
+				r = to
+			}
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // text is a working copy: runes and, for each, the original range.
 type text struct {
 	r []rune

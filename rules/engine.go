@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,6 +25,8 @@ import (
 type Engine struct {
 	Packs []*Pack
 	Rules []*Rule
+	// Version is a hash of the pack files: verdicts record it.
+	Version string
 
 	lists     []string       // list names by id
 	listID    map[string]int // name -> id
@@ -108,6 +112,12 @@ func Load(files map[string][]byte) (*Engine, error) {
 	}
 	sort.Strings(names)
 	e := &Engine{listID: map[string]int{}, termIndex: map[string]int{}}
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(files[n]))
+		h.Write(files[n])
+	}
+	e.Version = hex.EncodeToString(h.Sum(nil))[:12]
 	var errs []error
 	for _, n := range names {
 		p, err := ParsePack(files[n], n)

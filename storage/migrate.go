@@ -45,6 +45,19 @@ var migrations = []migration{
 		}
 		return nil
 	}},
+	{4, "detections and moderator feedback", func(tx *gorm.DB, driver string) error {
+		if err := createTables(tx, driver, &v4Detection{}, &v4Feedback{}); err != nil {
+			return err
+		}
+		for _, table := range []string{"detections", "feedback"} {
+			for _, stmt := range appendOnlySQL(driver, table) {
+				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("guard %s: %w", table, err)
+				}
+			}
+		}
+		return nil
+	}},
 }
 
 // LatestVersion is the schema version this binary writes.

@@ -89,7 +89,11 @@ touched.`,
 			if a.cfg.Log.Level == "info" {
 				log = newLogger(a.stderr, configs.Log{Level: "warn", Format: a.cfg.Log.Format})
 			}
-			sum, err := demo.Run(cmd.Context(), demo.Options{DBPath: db, Storage: a.cfg.Storage, Out: a.stdout, Log: log})
+			d, err := a.detector()
+			if err != nil {
+				return err
+			}
+			sum, err := demo.Run(cmd.Context(), demo.Options{DBPath: db, Storage: a.cfg.Storage, Detector: d, Out: a.stdout, Log: log})
 			if err != nil {
 				return err
 			}
