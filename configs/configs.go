@@ -27,7 +27,7 @@ var defaultYAML []byte
 
 // Files holds the embedded lexicon, dictionaries and rule packs.
 //
-//go:embed nlp rules
+//go:embed nlp rules model
 var Files embed.FS
 
 // DefaultYAML returns the embedded default configuration file.

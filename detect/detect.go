@@ -11,9 +11,11 @@
 package detect
 
 import (
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/qunshao/qunshao/nlp"
 	"github.com/qunshao/qunshao/rules"
@@ -127,7 +129,7 @@ func (d *Detector) judge(a *nlp.Analysis, role string, e *rules.Engine, m *Model
 		rulesOnly(v)
 		return v
 	}
-	p := m.Predict(Features(a, res, role))
+	p := m.predict(func(emit func([]byte)) { visitFeatures(a, res, role, make([]byte, 0, 64), emit) })
 	v.Model = ModelView{Version: m.Version, Probs: p.Probs, Top: p.Top}
 	best, bestP := "", -1.0
 	for _, l := range m.Classes {
@@ -201,7 +203,25 @@ func severity(v *Verdict, score float64) string {
 // errors), the lists and rules it hit, entity types, money and length
 // buckets, and the sender's role.
 func Features(a *nlp.Analysis, res *rules.Result, role string) []string {
-	f := make([]string, 0, 3*len(a.Tokens)+len(res.Lists)+len(res.Hits)+8)
+	var f []string
+	visitFeatures(a, res, role, make([]byte, 0, 64), func(k []byte) { f = append(f, string(k)) })
+	return f
+}
+
+// visitFeatures emits every feature key into buf and calls emit with it.
+// Prediction looks keys up without turning them into strings, which keeps
+// the per-message cost free of allocations.
+func visitFeatures(a *nlp.Analysis, res *rules.Result, role string, buf []byte, emit func([]byte)) {
+	key := func(prefix string, parts ...string) {
+		buf = append(buf[:0], prefix...)
+		for i, p := range parts {
+			if i > 0 {
+				buf = append(buf, '_')
+			}
+			buf = append(buf, p...)
+		}
+		emit(buf)
+	}
 	prev := ""
 	for _, t := range a.Tokens {
 		w := t.Text
@@ -209,17 +229,20 @@ func Features(a *nlp.Analysis, res *rules.Result, role string) []string {
 			prev = ""
 			continue
 		}
-		f = append(f, "w:"+w)
+		key("w:", w)
 		if prev != "" {
-			f = append(f, "b:"+prev+"_"+w)
+			key("b:", prev, w)
 		}
 		prev = w
 	}
 	var last rune
 	for _, r := range a.Runes {
-		if unicode.Is(unicode.Han, r) {
+		if isHan(r) {
 			if last != 0 {
-				f = append(f, "c:"+string([]rune{last, r}))
+				buf = append(buf[:0], "c:"...)
+				buf = utf8.AppendRune(buf, last)
+				buf = utf8.AppendRune(buf, r)
+				emit(buf)
 			}
 			last = r
 		} else {
@@ -227,43 +250,42 @@ func Features(a *nlp.Analysis, res *rules.Result, role string) []string {
 		}
 	}
 	for _, l := range res.Lists {
-		f = append(f, "L:"+l)
+		key("L:", l)
 	}
 	for _, h := range res.Hits {
-		f = append(f, "R:"+h.Rule.ID, "C:"+h.Rule.Category)
+		key("R:", h.Rule.ID)
+		key("C:", h.Rule.Category)
 	}
 	money := 0.0
 	for _, e := range a.Entities {
-		f = append(f, "E:"+string(e.Type))
+		key("E:", string(e.Type))
 		if e.Type == nlp.EntMoney {
-			var v float64
-			for _, c := range e.Value {
-				if c < '0' || c > '9' {
-					break
-				}
-				v = v*10 + float64(c-'0')
+			if v, err := strconv.ParseFloat(e.Value, 64); err == nil {
+				money = max(money, v)
 			}
-			money = max(money, v)
 		}
 	}
 	switch {
 	case money >= 1000:
-		f = append(f, "money:1000+")
+		key("money:1000+")
 	case money >= 100:
-		f = append(f, "money:100+")
+		key("money:100+")
 	case money > 0:
-		f = append(f, "money:<100")
+		key("money:<100")
 	}
 	if role != "" && role != "unknown" {
-		f = append(f, "role:"+role)
+		key("role:", role)
 	}
 	switch n := len(a.Runes); {
 	case n <= 6:
-		f = append(f, "len:short")
+		key("len:short")
 	case n >= 40:
-		f = append(f, "len:long")
+		key("len:long")
 	}
-	return f
+}
+
+func isHan(r rune) bool {
+	return r >= 0x4E00 && r <= 0x9FFF || r >= 0x3400 && r <= 0x4DBF || r >= 0xF900 && r <= 0xFAFF || r >= 0x20000 && r <= 0x3134F
 }
 
 func wordy(w string) bool {

@@ -256,21 +256,38 @@ type Prediction struct {
 
 // Predict scores a message's features.
 func (m *Model) Predict(features []string) Prediction {
+	return m.predict(func(emit func([]byte)) {
+		var b []byte
+		for _, f := range features {
+			b = append(b[:0], f...)
+			emit(b)
+		}
+	})
+}
+
+// predict scores the features a visitor emits. Keys are looked up as
+// bytes, which Go does without allocating.
+func (m *Model) predict(visit func(emit func([]byte))) Prediction {
 	K := len(m.Classes)
 	s := make([]float64, K)
 	copy(s, m.Bias)
-	var idx []int
-	seen := map[int]bool{}
-	for _, f := range features {
-		if j, ok := m.Features[f]; ok && !seen[j] {
-			seen[j] = true
-			idx = append(idx, j)
-			v := m.Params.featureValue(f)
-			for k, w := range m.Weights[j] {
-				s[k] += w * v
+	idx := make([]int, 0, 64)
+	visit(func(k []byte) {
+		j, ok := m.Features[string(k)]
+		if !ok {
+			return
+		}
+		for _, x := range idx {
+			if x == j {
+				return
 			}
 		}
-	}
+		idx = append(idx, j)
+		v := m.Params.featureValue(m.names[j])
+		for c, w := range m.Weights[j] {
+			s[c] += w * v
+		}
+	})
 	softmax(s)
 	p := Prediction{Probs: make(map[string]float64, K)}
 	best := 0
@@ -280,15 +297,25 @@ func (m *Model) Predict(features []string) Prediction {
 			best = k
 		}
 	}
+	// The five strongest supporters of the predicted class.
+	var top [5]Contribution
+	n := 0
 	for _, j := range idx {
-		if w := m.Weights[j][best]; w > 0 {
-			p.Top = append(p.Top, Contribution{Feature: m.names[j], Weight: w})
+		w := m.Weights[j][best] * m.Params.featureValue(m.names[j])
+		if w <= 0 || (n == len(top) && w <= top[n-1].Weight) {
+			continue
 		}
+		if n < len(top) {
+			n++
+		}
+		i := n - 1
+		for i > 0 && top[i-1].Weight < w {
+			top[i] = top[i-1]
+			i--
+		}
+		top[i] = Contribution{Feature: m.names[j], Weight: w}
 	}
-	sort.Slice(p.Top, func(a, b int) bool { return p.Top[a].Weight > p.Top[b].Weight })
-	if len(p.Top) > 5 {
-		p.Top = p.Top[:5]
-	}
+	p.Top = append([]Contribution(nil), top[:n]...)
 	return p
 }
 

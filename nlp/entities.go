@@ -113,9 +113,10 @@ func ExtractEntities(n *Normalized) []Entity {
 	})
 }
 
-// Feature bits: which families of rules can possibly match.
+// Feature bits: which families of rules can possibly match. cTimeStart
+// and cAccount are per-rune classes used inside scanners.
 const (
-	fDigit uint = 1 << iota
+	fDigit uint16 = 1 << iota
 	fLetter
 	fAt
 	fDot
@@ -124,43 +125,52 @@ const (
 	fTime
 	fContact
 	fPay
+	cTimeStart // a time expression or duration can start here
+	cAccount   // a WeChat or Alipay keyword can start here
 )
 
-func entFeatures(r []rune) uint {
-	var f uint
-	for _, c := range r {
-		switch {
-		case c >= '0' && c <= '9':
-			f |= fDigit
-		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-			f |= fLetter
-		case c < 0x80:
-			switch c {
-			case '@':
-				f |= fAt
-			case '.':
-				f |= fDot
-			case '$', '(':
-				f |= fDelim
-			}
-		default:
-			switch c {
-			case '＠':
-				f |= fAt
-			case '¥', '￥', '＄', '€', '¢', '￠', '₴', '₤', '₳', '（':
-				f |= fDelim
-			case '店', '铺', '鋪', '室', '行':
-				f |= fShop
-			case '今', '明', '后', '昨', '晚', '早', '午', '凌', '夜', '截', '周', '星', '礼', '半', '当', '次', '内', '前':
-				f |= fTime
-			case '微', '威', '薇', '信', '扣', '企', '群', '支', '卡', '银', '加':
-				f |= fContact
-			case '码':
-				f |= fPay
-			}
+// entClass holds the feature bits of every rune of the Basic Multilingual
+// Plane, so the feature scan and the per-position gates are one table
+// lookup. It is built at package init and read-only afterwards.
+var entClass = func() *[0x10000]uint16 {
+	var t [0x10000]uint16
+	set := func(bits uint16, runes string) {
+		for _, c := range runes {
+			t[c] |= bits
 		}
 	}
-	return f
+	for c := '0'; c <= '9'; c++ {
+		t[c] |= fDigit | cTimeStart
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] |= fLetter
+		t[c-'a'+'A'] |= fLetter
+	}
+	set(fAt, "@＠")
+	set(fDot, ".")
+	set(fDelim, "$(¥￥＄€¢￠₴₤₳（")
+	set(fShop, "店铺鋪室行馆城商")
+	set(fTime, "今明后昨晚早午凌夜截周星礼半当次内前")
+	set(fContact, "微威薇信扣企群支卡银加")
+	set(fPay, "码")
+	set(cTimeStart, "今明后昨前当次周本这下上星礼大凌早清中傍晚夜半深午白几双月年天")
+	set(cAccount, "微威薇vVwW加支zZaA")
+	return &t
+}()
+
+func exClass(c rune) uint16 {
+	if c < 0 || c > 0xFFFF {
+		return 0
+	}
+	return entClass[c]
+}
+
+func entFeatures(r []rune) uint16 {
+	var f uint16
+	for _, c := range r {
+		f |= exClass(c)
+	}
+	return f &^ (cTimeStart | cAccount)
 }
 
 // extractor holds the state of one ExtractEntities call.
@@ -251,6 +261,9 @@ func (x *extractor) addSpan(t EntityType, value string, sp Span) bool {
 	if value == "" {
 		return false
 	}
+	if x.out == nil {
+		x.out = make([]Entity, 0, 4)
+	}
 	x.out = append(x.out, Entity{Type: t, Value: value, Span: sp})
 	return true
 }
@@ -326,15 +339,21 @@ func exStop(c rune) bool {
 type entList struct {
 	words       [][]rune
 	first, last map[rune][][]rune
+	// One-hash Bloom filters of first and last runes: most positions
+	// are rejected without a map lookup.
+	firstBits, lastBits [16]uint64
 }
 
 func entWords(ws ...string) *entList {
 	l := &entList{first: map[rune][][]rune{}, last: map[rune][][]rune{}}
 	for _, w := range ws {
 		r := []rune(w)
+		f, z := r[0], r[len(r)-1]
 		l.words = append(l.words, r)
-		l.first[r[0]] = append(l.first[r[0]], r)
-		l.last[r[len(r)-1]] = append(l.last[r[len(r)-1]], r)
+		l.first[f] = append(l.first[f], r)
+		l.last[z] = append(l.last[z], r)
+		l.firstBits[f>>6&15] |= 1 << (f & 63)
+		l.lastBits[z>>6&15] |= 1 << (z & 63)
 	}
 	return l
 }
@@ -371,7 +390,11 @@ func exAtAny(r []rune, i int, l *entList) int {
 	if i < 0 || i >= len(r) {
 		return 0
 	}
-	for _, w := range l.first[exLower(r[i])] {
+	c := exLower(r[i])
+	if l.firstBits[c>>6&15]&(1<<(c&63)) == 0 {
+		return 0
+	}
+	for _, w := range l.first[c] {
 		if exAt(r, i, w) {
 			return len(w)
 		}
@@ -385,7 +408,11 @@ func exEndAny(r []rune, end int, l *entList) int {
 	if end <= 0 || end > len(r) {
 		return 0
 	}
-	for _, w := range l.last[exLower(r[end-1])] {
+	c := exLower(r[end-1])
+	if l.lastBits[c>>6&15]&(1<<(c&63)) == 0 {
+		return 0
+	}
+	for _, w := range l.last[c] {
 		if s := end - len(w); exAt(r, s, w) && (!exLetter(w[0]) || s == 0 || !exLetter(r[s-1])) {
 			return len(w)
 		}
@@ -1138,7 +1165,7 @@ func exQQFiller(c rune) bool { return strings.ContainsRune(" :：=是为号码#-
 // contacts finds WeChat ids, Alipay accounts, QQ numbers, phones and bank
 // cards. A number explained once is claimed, so it is never also a QQ
 // number, a phone or an amount.
-func (x *extractor) contacts(f uint) {
+func (x *extractor) contacts(f uint16) {
 	if f&fLetter != 0 {
 		x.wxids()
 	}
@@ -1148,7 +1175,9 @@ func (x *extractor) contacts(f uint) {
 	if f&fDigit == 0 {
 		return
 	}
-	x.qqMail()
+	if f&fAt != 0 {
+		x.qqMail()
+	}
 	x.qqContext(entQQStrong, false)
 	x.phones()
 	x.qqContext(entQQWeak, true)
@@ -1179,6 +1208,9 @@ func (x *extractor) wxids() {
 func (x *extractor) keywordAccounts() {
 	r := x.r
 	for i := 0; i < len(r); i++ {
+		if exClass(r[i])&cAccount == 0 {
+			continue
+		}
 		switch exLower(r[i]) {
 		case '微', '威', '薇', 'v', 'w', '加':
 			l := exAtAny(r, i, entWeChatKeys)
@@ -1540,9 +1572,13 @@ func exIDCardLike(d []rune) bool {
 // --- shops -----------------------------------------------------------------------
 
 var (
-	entStrongShop = entWords("旗舰店", "专卖店", "专营店", "官方店", "直营店", "工作室", "商行",
-		"旗艦店", "專賣店", "專營店", "直營店")
-	entWeakShop = entWords("店铺", "店鋪", "铺子", "鋪子", "小店", "店")
+	// Suffixes by the shortest name (stem) they take: a flagship store
+	// can be "小米旗舰店", a bare 店 needs more to be a name, not a kind
+	// of shop (宠物店, 水果店).
+	entStrongShop = entWords("旗舰店", "专卖店", "专营店", "官方店", "直营店", "旗艦店", "專賣店", "專營店", "直營店",
+		"生活馆", "母婴馆", "家居馆", "体验馆", "精品馆", "百货馆", "旗舰馆", "专营馆", "集合馆", "服饰馆", "美妆馆")
+	entMidShop  = entWords("工作室", "商行")
+	entWeakShop = entWords("店铺", "店鋪", "铺子", "鋪子", "小店", "商城", "店")
 	// Words that end the text before a shop name: verbs, prepositions,
 	// task markers, pronouns. A hard marker always cuts; a soft one only
 	// when what is left is still a name of three or more characters
@@ -1554,17 +1590,26 @@ var (
 		"这家", "那家", "他家", "你家", "我家", "她家", "哪家", "一家", "这个", "那个", "还有", "以及", "或者",
 		"轮流", "专门", "专挑", "都去", "都在", "都到", "去", "在", "给", "把", "对", "找", "是", "的", "了", "拍",
 		"刷", "搞", "进", "逛", "比", "被", "让", "向", "从", "往", "跟", "就", "也", "还", "再", "又", "啊", "呢", "吧",
-		"吗", "嘛", "哦", "叫")
+		"吗", "嘛", "哦", "叫", "天猫", "淘宝", "京东", "拼多多", "抖音", "闲鱼", "楼下", "楼上", "隔壁", "附近",
+		"对面", "门口", "旁边", "街上", "小区", "学校", "公司", "村里", "镇上", "开个", "开了", "开家", "开一家")
 	entShopSoft = entWords("帮", "到", "和", "与", "买", "做", "搜", "问", "先", "等", "替", "及", "或")
 	// A stem ending in one of these is a pronoun or a generic phrase
 	// (他家店, 淘宝店, 骗子店铺), not a shop's name.
 	entShopGeneric = entWords("淘宝", "天猫", "京东", "拼多多", "抖音", "快手", "闲鱼", "网上", "线上", "线下", "实体",
 		"网", "同一家", "这家", "那家", "他家", "她家", "你家", "我家", "哪家", "一家", "某家", "每家", "各家",
 		"同家", "两家", "几家", "多家", "自家", "别家", "对家", "人家", "大家", "商家", "卖家", "店家", "这个",
-		"那个", "哪个", "一个", "某个", "本", "该", "此", "这", "那", "我", "你", "他", "她", "它", "们", "自己",
+		"那个", "哪个", "一个", "某个", "个", "本", "该", "此", "这", "那", "我", "你", "他", "她", "它", "们", "自己",
 		"骗子", "黑", "黑心", "垃圾", "无良", "奸商", "新", "老", "好", "大", "全", "各", "整个", "其他", "其它",
-		"别的", "个人", "私人", "官方", "直营", "旗舰", "专卖", "专营", "品牌", "小", "同", "其", "开", "进", "到",
-		"逛", "关", "闭", "探", "换", "去", "家", "的", "什么", "哪")
+		"别的", "个人", "私人", "同", "其", "开", "进", "到", "逛", "关", "闭", "探", "换", "去", "家", "的",
+		"什么", "哪")
+	// A stem that is only one of these is no name (官方旗舰店); as the end
+	// of a longer stem it is (小米官方旗舰店).
+	entShopGenericStem = entWords("官方", "直营", "旗舰", "专卖", "专营", "品牌", "海外", "国际", "正品")
+	// Words that introduce a shop name without a suffix: 目标店铺：九号零食.
+	entShopNameKeys = entWords("目标店铺", "目标店", "目标商家", "店铺名称", "店铺名", "店名", "店铺叫", "店叫", "商家叫")
+	// Words that end such a name.
+	entShopNameStop = entWords("每人", "每个", "大家", "所有", "全部", "一起", "统一", "今晚", "今天", "明天", "明早",
+		"晚上", "的", "那", "这", "拍", "下单", "刷", "写", "投诉", "差评", "链接", "宝贝", "主推", "店", "铺")
 )
 
 func exShopRune(c rune) bool { return exHan(c) || exAlnum(c) }
@@ -1582,79 +1627,108 @@ func exShopNotEnd(last, next rune) bool {
 }
 
 // shops finds shop names: up to 14 name characters ending in a shop
-// suffix, with leading verbs and markers cut off.
+// suffix, with leading verbs and markers cut off; and names after
+// 目标店铺/店名 without a suffix.
 func (x *extractor) shops() {
 	r := x.r
 	for k := 0; k < len(r); k++ {
 		c := r[k]
-		if c != '店' && c != '铺' && c != '鋪' && c != '室' && c != '行' && c != '子' {
+		if c != '店' && c != '铺' && c != '鋪' && c != '室' && c != '行' && c != '子' && c != '馆' && c != '城' {
 			continue
 		}
 		end := k + 1
 		if end < len(r) && exShopNotEnd(c, r[end]) {
 			continue
 		}
-		l, strong := exEndAny(r, end, entStrongShop), true
+		l, minStem := exEndAny(r, end, entStrongShop), 2
 		if l == 0 {
-			l, strong = exEndAny(r, end, entWeakShop), false
+			l, minStem = exEndAny(r, end, entMidShop), 3
 		}
-		if l == 0 && (c == '铺' || c == '鋪') && !(k > 0 && (r[k-1] == '床' || r[k-1] == '卧' || r[k-1] == '通' || r[k-1] == '地' || r[k-1] == '上' || r[k-1] == '下')) {
+		if l == 0 {
+			l, minStem = exEndAny(r, end, entWeakShop), 3
+		}
+		if l == 0 && (c == '铺' || c == '鋪') && !(k > 0 && strings.ContainsRune("床卧通地上下", r[k-1])) {
 			l = 1 // 南山茶叶铺
 		}
 		if l == 0 {
 			continue
 		}
 		a := end - l
-		limit := 14 - l
-		b := a
-		for b > 0 && a-b < limit && exShopRune(r[b-1]) {
-			b--
-		}
-		overflow := b > 0 && exShopRune(r[b-1])
-		start := -1
-		for p := a; p > b; p-- {
-			if exEndAny(r, p, entShopHard) > 0 {
-				start = p
-				break
-			}
-			if exEndAny(r, p, entShopSoft) > 0 && a-p >= 3 {
-				start = p
-				break
-			}
-			// 拍3件悦宠旗舰店: a number with its counter ends the text before
-			if p-2 >= b && strings.ContainsRune("单件条次遍轮张份套箱包瓶盒", r[p-1]) && exDigit(r[p-2]) {
-				start = p
-				break
-			}
-		}
+		start := exShopStart(r, a, 14-l)
 		if start < 0 {
-			if overflow {
-				continue // the name's start is unknown
-			}
-			start = b
-		}
-		stem := a - start
-		minStem := 3
-		if strong {
-			minStem = 2
-		}
-		if stem < minStem || exEndAny(r, a, entShopGeneric) > 0 || x.claimed(start, end) {
 			continue
 		}
-		named := false
-		for _, c := range r[start:a] {
-			if exHan(c) || exLetter(c) {
-				named = true
-				break
-			}
-		}
-		if !named {
+		stem := a - start
+		if stem < minStem || exEndAny(r, a, entShopGeneric) > 0 || exAtAny(r, start, entShopGenericStem) == stem ||
+			!exNamed(r[start:a]) || x.claimed(start, end) {
 			continue
 		}
 		if x.addOrig(EntShop, start, end) {
 			x.claim(start, end)
 		}
 	}
+	for k := 0; k < len(r); k++ {
+		l := exEndAny(r, k+1, entShopNameKeys)
+		if l == 0 {
+			continue
+		}
+		p := k + 1
+		for n := 0; n < 3 && p < len(r) && strings.ContainsRune(" :：是叫为", r[p]); n++ {
+			p++
+		}
+		if p == k+1 {
+			continue // 目标店铺大促开始前: no name follows
+		}
+		q := p
+		for q < len(r) && q-p <= 14 && exShopRune(r[q]) && exAtAny(r, q, entShopNameStop) == 0 {
+			if exDigit(r[q]) && q+1 < len(r) && strings.ContainsRune("单件条次遍轮张份套箱包瓶盒个", r[q+1]) {
+				break // 目标店1条中差评
+			}
+			q++
+		}
+		if q-p < 2 || q-p > 14 || exEndAny(r, q, entShopGeneric) > 0 || !exNamed(r[p:q]) || x.claimed(p, q) {
+			continue
+		}
+		if x.addOrig(EntShop, p, q) {
+			x.claim(p, q)
+		}
+	}
+}
+
+// exShopStart finds where the name before a suffix at a starts: after the
+// rightmost marker within limit runes, or at a non-name character. It
+// returns -1 when the name runs on past the limit with no marker.
+func exShopStart(r []rune, a, limit int) int {
+	b := a
+	for b > 0 && a-b < limit && exShopRune(r[b-1]) {
+		b--
+	}
+	for p := a; p > b; p-- {
+		if exEndAny(r, p, entShopHard) > 0 {
+			return p
+		}
+		if exEndAny(r, p, entShopSoft) > 0 && a-p >= 3 {
+			return p
+		}
+		// 拍3件悦宠旗舰店: a number with its counter ends the text before
+		if p-2 >= b && strings.ContainsRune("单件条次遍轮张份套箱包瓶盒", r[p-1]) && exDigit(r[p-2]) {
+			return p
+		}
+	}
+	if b > 0 && exShopRune(r[b-1]) {
+		return -1
+	}
+	return b
+}
+
+// exNamed: a name has a Chinese character or a letter, not only digits.
+func exNamed(r []rune) bool {
+	for _, c := range r {
+		if exHan(c) || exLetter(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // --- money and counts ---------------------------------------------------------------
@@ -1687,7 +1761,7 @@ var (
 		for _, w := range []string{"停手费", "和解费", "保护费", "删评费", "封口费", "辛苦费", "好处费", "费", "价",
 			"红包", "钱", "工资", "佣金", "奖励", "返现", "返", "补贴", "便宜", "优惠", "立减", "减", "少于",
 			"低于", "不少于", "至少", "最少", "起码", "满", "谈到", "谈好", "券后", "到手", "只要", "仅需", "仅", "售",
-			"赔偿", "赔", "补", "每单", "每条", "每件", "每次", "每个月", "每月", "每天", "每周", "每年", "包月"} {
+			"赔偿", "赔", "补", "少说", "私了", "结算", "日结", "结账", "金", "金额", "损失", "每单", "每条", "每件", "每次", "每个月", "每月", "每天", "每周", "每年", "包月"} {
 			add(entMoneyKey{w: []rune(w), kind: moneyStrong})
 		}
 		for _, w := range []string{"一单", "1单", "一条", "1条", "一件", "1件", "一个", "每个", "1个", "一次", "1次", "1个月", "一个月", "1天", "一天"} {
@@ -1711,9 +1785,14 @@ var (
 		"岁", "%", "％", "‰", "折", "倍", "度", "人", "位", "名", "楼", "层", "星", "级", "斤", "克", "公斤", "米",
 		"公里", "寸", "届", "期", "集", "章", "页", "路", "线", "栋", "室", "颗", "粒", "片", "台", "部", "只", "双",
 		"对", "支", "辆", "本", "杯", "碗", "顿", "把", "字", "秒")
-	entHotlines = map[string]bool{"12315": true, "12345": true, "12306": true, "12321": true, "12377": true,
-		"110": true, "120": true, "119": true, "122": true, "95188": true, "12318": true, "12365": true}
+	// Hotlines (consumer complaints 12315, police 110) are named in
+	// complaint tasks; they are not amounts.
+	entHotlines = entWords("12315", "12345", "12306", "12321", "12377", "110", "120", "119", "122", "95188", "12318", "12365")
 )
+
+func exHotline(d []rune) bool {
+	return (len(d) == 3 || len(d) == 5) && exAtAny(d, 0, entHotlines) == len(d)
+}
 
 func exCounter(c rune) bool {
 	return strings.ContainsRune("单件个条次遍轮张份套箱包瓶盒号笔", c)
@@ -1790,6 +1869,22 @@ func (x *extractor) number(s, e, ne int) {
 		}
 	}
 	if ul, div := exMoneyUnit(r, q); ul > 0 {
+		// 9块9 is 9.9 yuan: one digit after 块/元 counts in tenths.
+		if ne == e && shift == 0 && div == 0 && (r[q] == '块' || r[q] == '元') && ul == 1 {
+			if d := q + 1; d < len(r) && exDigit(r[d]) && (d+1 == len(r) || !exDigit(r[d+1]) && r[d+1] != '.') {
+				end := d + 1
+				if end < len(r) && (r[end] == '毛' || r[end] == '角') {
+					end++
+				}
+				start := s
+				if cs >= 0 {
+					start = cs
+				}
+				x.add(EntMoney, exAmount(r[s:e], r[d:d+1], 0), start, end)
+				x.claim(start, end) // the tenths digit is no number of its own
+				return
+			}
+		}
 		x.money(s, e, ne, shift-div, s, q+ul, cs)
 		return
 	}
@@ -1811,12 +1906,10 @@ func (x *extractor) number(s, e, ne int) {
 	if s >= 2 && r[s-1] == ' ' && exLetter(r[s-2]) {
 		return // iPhone 15, Mate 60
 	}
-	digits := string(r[s:e])
-	if shift == 0 && (entHotlines[digits] || e-s > 9 || e-s > 1 && r[s] == '0') {
+	if shift == 0 && (e-s > 9 || e-s > 1 && r[s] == '0' || exHotline(r[s:e])) {
 		return
 	}
-	v := exAmount(r[s:e], r[min(e+1, ne):ne], shift)
-	if ok, verb := x.moneyContext(s, q); ok && (!verb || exAtLeast10(v)) {
+	if ok, verb := x.moneyContext(s, q); ok && (!verb || exAtLeast10(exAmount(r[s:e], r[min(e+1, ne):ne], shift))) {
 		x.money(s, e, ne, shift, s, p, -1)
 	}
 }
@@ -2023,12 +2116,12 @@ func (x *extractor) count(s, e, q int) {
 // --- times and deadlines --------------------------------------------------------------
 
 var (
-	entDayWords = entWords("大后天", "本周末", "这周末", "下周末", "今天", "今日", "明天", "明日", "后天", "昨天", "昨日",
+	entDayWords = entWords("双十一", "双十二", "双11", "双12", "月底", "月初", "月中", "年底", "年初", "大后天", "本周末", "这周末", "下周末", "今天", "今日", "明天", "明日", "后天", "昨天", "昨日",
 		"前天", "今晚", "明晚", "昨晚", "今早", "明早", "今夜", "明夜", "当天", "当晚", "次日", "周末", "本周", "这周",
 		"下周", "上周")
 	entWeekWords   = entWords("星期", "礼拜", "周")
 	entPeriodWords = entWords("凌晨", "早上", "早晨", "清晨", "上午", "中午", "下午", "傍晚", "晚上", "夜里", "夜间",
-		"半夜", "深夜", "午夜", "晚间", "白天", "早间")
+		"半夜", "深夜", "午夜", "晚间", "白天", "早间", "天亮", "天黑")
 	entDeadlinePrefix = entWords("截止到", "截至到", "截止", "截至", "最迟", "最晚", "不晚于", "务必", "限")
 	entDeadlineSuffix = entWords("之前", "以前", "为止", "之内", "以内", "截止", "截至", "前", "内")
 	entDurUnits       = entWords("分钟", "小时", "钟头", "工作日", "个月", "星期", "礼拜", "天", "日", "周", "月", "年",
@@ -2048,6 +2141,17 @@ func (x *extractor) times() {
 			x.addOrig(EntDeadline, i, e)
 			i = e
 			continue
+		}
+		// 给你三天时间, 限时24小时, 宽限两天
+		if e := exDuration(r, i); e > i {
+			if ps := exDurationPrefix(r, i); ps >= 0 {
+				if exAtStr(r, e, "时间") {
+					e += 2
+				}
+				x.addOrig(EntDeadline, ps, e)
+				i = e
+				continue
+			}
 		}
 		e, anchored, hourStart := exTimeExpr(r, i)
 		if e <= i {
@@ -2083,17 +2187,7 @@ func (x *extractor) times() {
 
 // exTimeStart reports the runes a time expression or a duration can start
 // with; the matchers run only there.
-func exTimeStart(c rune) bool {
-	if c >= '0' && c <= '9' {
-		return true
-	}
-	switch c {
-	case '今', '明', '后', '昨', '前', '当', '次', '周', '本', '这', '下', '上', '星', '礼', '大', '凌', '早', '清',
-		'中', '傍', '晚', '夜', '半', '深', '午', '白', '几':
-		return true
-	}
-	return false
-}
+func exTimeStart(c rune) bool { return exClass(c)&cTimeStart != 0 }
 
 // exDeadlineSuffixOK rejects 前/内 that begin another word (前3名, 内容).
 func exDeadlineSuffixOK(r []rune, e, l int) bool {
@@ -2135,6 +2229,34 @@ func exDeadlinePrefix(r []rune, i int) int {
 
 // exDurationWithin matches "30分钟内", "半小时内", "3个工作日之内".
 func exDurationWithin(r []rune, i int) int {
+	p := exDuration(r, i)
+	if p == i {
+		return i
+	}
+	w := exAtAny(r, p, entWithin)
+	if w == 0 || !exDeadlineSuffixOK(r, p, w) {
+		return i
+	}
+	return p + w
+}
+
+var entDurationPrefix = entWords("限时", "限", "给你", "给他", "给你们", "宽限", "只给", "再给", "最多给")
+
+// exDurationPrefix returns where a word that makes a duration a time limit
+// starts before i, or -1.
+func exDurationPrefix(r []rune, i int) int {
+	if i > 0 && r[i-1] == ' ' {
+		i--
+	}
+	if l := exEndAny(r, i, entDurationPrefix); l > 0 {
+		return i - l
+	}
+	return -1
+}
+
+// exDuration matches "30分钟", "半小时", "3个工作日" at i and returns its
+// end, or i.
+func exDuration(r []rune, i int) int {
 	p := -1
 	switch {
 	case exDigit(r[i]):
@@ -2160,12 +2282,7 @@ func exDurationWithin(r []rune, i int) int {
 	if l == 0 || exLetter(r[p]) && p+l < len(r) && exLetter(r[p+l]) {
 		return i
 	}
-	p += l
-	w := exAtAny(r, p, entWithin)
-	if w == 0 || !exDeadlineSuffixOK(r, p, w) {
-		return i
-	}
-	return p + w
+	return p + l
 }
 
 // exTimeExpr greedily matches a sequence of day, date, period and clock
@@ -2193,6 +2310,14 @@ func exTimeExpr(r []rune, i int) (end int, anchored bool, hourStart int) {
 			parts++
 			continue
 		}
+		if (r[q] == '早' || r[q] == '晚') && q+1 < len(r) {
+			// 晚8点, 早9点
+			if e, _ := exClockAt(r, q+1); e > q+1 {
+				p, anchored, prevMonth = e, true, false
+				parts++
+				continue
+			}
+		}
 		if e, month := exDateAt(r, q, prevMonth); e > q {
 			p, anchored, prevMonth = e, true, month
 			parts++
@@ -2212,18 +2337,31 @@ func exTimeExpr(r []rune, i int) (end int, anchored bool, hourStart int) {
 }
 
 func exDayAt(r []rune, q int) int {
+	if q > 0 && r[q-1] == '每' {
+		return q // 每天, 每周 are frequencies
+	}
+	// 本周/下周/这周/上周 may go on with a weekday (下周一).
+	if c := r[q]; (c == '本' || c == '这' || c == '下' || c == '上') && q+1 < len(r) && r[q+1] == '周' {
+		if e := exWeekday(r, q+1); e > q+1 {
+			return e
+		}
+	}
 	if l := exAtAny(r, q, entDayWords); l > 0 {
 		return q + l
 	}
-	if q > 0 && (exDigit(r[q-1]) || r[q-1] == '每') {
-		return q // 1周 is a duration, 每周 a frequency
+	if q > 0 && exDigit(r[q-1]) {
+		return q // 1周 is a duration
 	}
+	return exWeekday(r, q)
+}
+
+// exWeekday matches 周五, 星期天, 礼拜3 at q.
+func exWeekday(r []rune, q int) int {
 	l := exAtAny(r, q, entWeekWords)
 	if l == 0 || q+l >= len(r) {
 		return q
 	}
-	c := r[q+l]
-	if !strings.ContainsRune("一二三四五六日天1234567", c) {
+	if !strings.ContainsRune("一二三四五六日天1234567", r[q+l]) {
 		return q
 	}
 	e := q + l + 1

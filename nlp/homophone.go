@@ -2,6 +2,7 @@ package nlp
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mozillazg/go-pinyin"
 )
@@ -17,6 +18,11 @@ type homophones struct {
 	// wordReadings[w][k] is the reading of character k in word w.
 	wordReadings [][][]uint16
 	byFirst      map[uint16][]int
+	// byID is byFirst as a slice; mayStart marks the characters that can
+	// start a window at all, so most characters cost one table read.
+	byID     [][]int
+	mayStart []bool
+	isStart  []bool // first characters of exact words (dense)
 	exact        map[string]bool
 	starts       map[rune]bool // first characters of exact words
 	maxLen       int
@@ -104,6 +110,24 @@ func newHomophones(words []string) *homophones {
 		h.maxLen = max(h.maxLen, len(wr))
 		h.byFirst[wread[0][0]] = append(h.byFirst[wread[0][0]], idx)
 	}
+	h.byID = make([][]int, len(ids)+1)
+	for id, ws := range h.byFirst {
+		h.byID[id] = ws
+	}
+	h.mayStart = make([]bool, cjkHi-cjkLo+1)
+	h.isStart = make([]bool, cjkHi-cjkLo+1)
+	for i, rs := range h.readings {
+		for _, id := range rs {
+			if len(h.byID[id]) > 0 {
+				h.mayStart[i] = true
+			}
+		}
+	}
+	for r := range h.starts {
+		if r >= cjkLo && r <= cjkHi {
+			h.isStart[r-cjkLo] = true
+		}
+	}
 	return h
 }
 
@@ -131,8 +155,11 @@ func share(a, b []uint16) bool {
 // sound alike by chance).
 func (h *homophones) match(r []rune, i int) (word, length int) {
 	word = -1
+	if r[i] < cjkLo || r[i] > cjkHi || !h.mayStart[r[i]-cjkLo] {
+		return word, 0
+	}
 	for _, id := range h.read(r[i]) {
-		for _, wi := range h.byFirst[id] {
+		for _, wi := range h.byID[id] {
 			w := h.words[wi]
 			if len(w) <= length || i+len(w) > len(r) {
 				continue
@@ -214,11 +241,16 @@ func (n *Normalizer) homophones(in *text, out *Normalized) *text {
 // exactAt returns the length of the longest lexicon word spelled exactly at
 // i, or 0.
 func (h *homophones) exactAt(r []rune, i int) int {
-	if !h.starts[r[i]] {
+	if r[i] < cjkLo || r[i] > cjkHi || !h.isStart[r[i]-cjkLo] {
 		return 0
 	}
+	var buf [64]byte
 	for l := min(h.maxLen, len(r)-i); l >= 2; l-- {
-		if h.exact[string(r[i:i+l])] {
+		b := buf[:0]
+		for _, c := range r[i : i+l] {
+			b = utf8.AppendRune(b, c)
+		}
+		if h.exact[string(b)] { // no allocation: Go looks up []byte keys in place
 			return l
 		}
 	}

@@ -125,21 +125,15 @@ func (n *Normalizer) Normalize(s string) *Normalized {
 	// makes an initialism; a numeral restored next to a unit makes a
 	// money amount), so the pipeline runs until nothing changes.
 	for pass := 0; pass < 4; pass++ {
-		before := len(out.Changes)
 		next := n.pass(cur, out)
+		if next == cur {
+			break // no step changed anything: a fixed point
+		}
 		same := len(next.r) == len(cur.r)
-		if same {
-			for i := range next.r {
-				if next.r[i] != cur.r[i] {
-					same = false
-					break
-				}
-			}
+		for i := 0; same && i < len(next.r); i++ {
+			same = next.r[i] == cur.r[i]
 		}
 		cur = next
-		if same && len(out.Changes) == before {
-			break
-		}
 		if same {
 			break
 		}
@@ -192,6 +186,9 @@ func (n *Normalizer) base(s string, out *Normalized) *text {
 				r = to
 			}
 			t.add(r, sp)
+		case r >= 0x3001 && r <= 0x303F:
+			// CJK punctuation (。、「」…) stays as it is.
+			t.add(r, sp)
 		case isFullwidthPunct(r):
 			// Kept full-width: it is clause punctuation, not a
 			// separator. It becomes ASCII inside Latin text (a
@@ -202,7 +199,8 @@ func (n *Normalizer) base(s string, out *Normalized) *text {
 		case invisible(r):
 			out.change(ChangeInvisible, sp, string(r), "")
 		default:
-			p := norm.NFKC.PropertiesString(string(r))
+			var rb [utf8.UTFMax]byte
+			p := norm.NFKC.Properties(rb[:utf8.EncodeRune(rb[:], r)])
 			if d := p.Decomposition(); d != nil {
 				to := strings.ToLower(string(d))
 				changed := false
@@ -317,6 +315,15 @@ func (n *Normalizer) latinPunct(in *text) *text {
 
 // spaces collapses whitespace runs and trims both ends.
 func (n *Normalizer) spaces(in *text) *text {
+	clean := len(in.r) == 0 || (in.r[0] != ' ' && in.r[len(in.r)-1] != ' ' && in.r[len(in.r)-1] != '\n')
+	for i := 1; clean && i < len(in.r); i++ {
+		if in.r[i] == ' ' && (in.r[i-1] == ' ' || in.r[i-1] == '\n') || in.r[i] == '\n' && in.r[i-1] == ' ' {
+			clean = false
+		}
+	}
+	if clean {
+		return in
+	}
 	t := &text{r: make([]rune, 0, len(in.r)), m: make([]Span, 0, len(in.m))}
 	for i, r := range in.r {
 		if r == ' ' && (len(t.r) == 0 || t.r[len(t.r)-1] == ' ' || t.r[len(t.r)-1] == '\n') {
@@ -336,6 +343,22 @@ func (n *Normalizer) spaces(in *text) *text {
 // repeats collapses runs of three or more of the same CJK character or
 // letter (退退退款, 差差差评) to one.
 func (n *Normalizer) repeats(in *text, out *Normalized) *text {
+	run := 1
+	found := false
+	for i := 1; i < len(in.r); i++ {
+		if in.r[i] == in.r[i-1] {
+			run++
+			if run >= 3 && (isCJK(in.r[i]) || isLetter(in.r[i])) {
+				found = true
+				break
+			}
+		} else {
+			run = 1
+		}
+	}
+	if !found {
+		return in
+	}
 	t := &text{r: make([]rune, 0, len(in.r)), m: make([]Span, 0, len(in.m))}
 	for i := 0; i < len(in.r); {
 		r := in.r[i]
@@ -387,6 +410,18 @@ func (n *Normalizer) emojiWords(in *text, out *Normalized) *text {
 // joins removes separators between single digits (5.0.0.0, 2 0 0) and
 // between single letters (t.k, c-p).
 func (n *Normalizer) joins(in *text, out *Normalized) *text {
+	// Quick check: a single letter or digit followed by a separator and
+	// another letter or digit.
+	found := false
+	for i := 0; i+2 < len(in.r); i++ {
+		if isASCIIAlnum(in.r[i]) && isSep(in.r[i+1]) && isASCIIAlnum(in.r[i+2]) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return in
+	}
 	t := &text{r: make([]rune, 0, len(in.r)), m: make([]Span, 0, len(in.m))}
 	r := in.r
 	for i := 0; i < len(r); {

@@ -117,3 +117,26 @@ func TestNormalizeKeepsNumbersApart(t *testing.T) {
 		}
 	}
 }
+
+var (
+	testSegOnce sync.Once
+	testSeg     *Segmenter
+)
+
+func testSegmenter(t testing.TB) *Segmenter {
+	testSegOnce.Do(func() {
+		b, err := os.ReadFile("../configs/nlp/lexicon.yaml")
+		if err != nil {
+			panic(err)
+		}
+		lex, err := ParseLexicon(b, "lexicon.yaml")
+		if err != nil {
+			panic(err)
+		}
+		testSeg, err = NewSegmenter(lex, DefaultSegmenterConfig())
+		if err != nil {
+			panic(err)
+		}
+	})
+	return testSeg
+}

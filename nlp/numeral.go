@@ -5,12 +5,53 @@ import (
 	"strings"
 )
 
-var cnDigit = map[rune]int64{'零': 0, '〇': 0, '一': 1, '二': 2, '两': 2, '三': 3, '四': 4, '五': 5, '六': 6, '七': 7, '八': 8, '九': 9}
-var cnUnit = map[rune]int64{'十': 10, '百': 100, '千': 1000, '万': 10000, '亿': 100000000}
+// cnDigit returns the value of a Chinese digit.
+func cnDigit(r rune) (int64, bool) {
+	switch r {
+	case '零', '〇':
+		return 0, true
+	case '一':
+		return 1, true
+	case '二', '两':
+		return 2, true
+	case '三':
+		return 3, true
+	case '四':
+		return 4, true
+	case '五':
+		return 5, true
+	case '六':
+		return 6, true
+	case '七':
+		return 7, true
+	case '八':
+		return 8, true
+	case '九':
+		return 9, true
+	}
+	return 0, false
+}
+
+// cnUnit returns the value of a Chinese place unit.
+func cnUnit(r rune) (int64, bool) {
+	switch r {
+	case '十':
+		return 10, true
+	case '百':
+		return 100, true
+	case '千':
+		return 1000, true
+	case '万':
+		return 10000, true
+	case '亿':
+		return 100000000, true
+	}
+	return 0, false
+}
 
 func isCNNum(r rune) bool {
-	_, d := cnDigit[r]
-	_, u := cnUnit[r]
+	_, d := cnDigit(r)
+	_, u := cnUnit(r)
 	return d || u
 }
 
@@ -27,7 +68,7 @@ func parseCN(s []rune) (int64, bool) {
 	seenDigit := false
 	afterZero := false
 	for i, r := range s {
-		if d, ok := cnDigit[r]; ok {
+		if d, ok := cnDigit(r); ok {
 			if seenDigit && num != 0 && d != 0 {
 				return 0, false // 五五 is not a number
 			}
@@ -38,7 +79,7 @@ func parseCN(s []rune) (int64, bool) {
 			}
 			continue
 		}
-		u := cnUnit[r]
+		u, _ := cnUnit(r)
 		switch {
 		case u >= 10000:
 			section += num
@@ -69,7 +110,25 @@ func parseCN(s []rune) (int64, bool) {
 }
 
 // numeralStop are words made of numeral characters that are not numbers.
-var numeralStop = []string{"万一", "一一", "十分", "千万别", "千万不", "千万要", "千万记", "千万注", "千万得", "千万小", "千万莫", "一点点"}
+var numeralStop = func() [][]rune {
+	var out [][]rune
+	for _, s := range []string{"万一", "一一", "十分", "千万别", "千万不", "千万要", "千万记", "千万注", "千万得", "千万小", "千万莫", "一点点"} {
+		out = append(out, []rune(s))
+	}
+	return out
+}()
+
+func hasRunePrefix(r []rune, i int, p []rune) bool {
+	if i < 0 || i+len(p) > len(r) {
+		return false
+	}
+	for k, c := range p {
+		if r[i+k] != c {
+			return false
+		}
+	}
+	return true
+}
 
 // numerals rewrites numbers into digits: Chinese numerals (三千五 ->
 // 3500, 五单 -> 5单) and digits with multipliers (3.5k -> 3500, 1w ->
@@ -115,8 +174,8 @@ func (n *Normalizer) numerals(in *text, out *Normalized) *text {
 			// 五百一条 is 500 and 1条, not 510条: a last bare digit
 			// followed by a counter is a number of its own.
 			if j-i >= 3 && j < len(r) && strings.ContainsRune(counters, r[j]) {
-				if _, d := cnDigit[r[j-1]]; d {
-					if _, u := cnUnit[r[j-2]]; u {
+				if _, d := cnDigit(r[j-1]); d {
+					if _, u := cnUnit(r[j-2]); u {
 						j--
 					}
 				}
@@ -147,9 +206,8 @@ func (n *Normalizer) numerals(in *text, out *Normalized) *text {
 // cnNumber decides whether the numeral run r[i:j] is a number here.
 func (n *Normalizer) cnNumber(r []rune, i, j int) (int64, bool) {
 	run := r[i:j]
-	rest := string(r[i:min(len(r), j+2)])
 	for _, stop := range numeralStop {
-		if strings.HasPrefix(rest, stop) || strings.HasPrefix(string(r[max(0, i-1):min(len(r), j+1)]), stop) {
+		if hasRunePrefix(r, i, stop) || hasRunePrefix(r, i-1, stop) {
 			return 0, false
 		}
 	}
@@ -159,7 +217,7 @@ func (n *Normalizer) cnNumber(r []rune, i, j int) (int64, bool) {
 	}
 	hasUnit := false
 	for _, c := range run {
-		if _, u := cnUnit[c]; u {
+		if _, u := cnUnit(c); u {
 			hasUnit = true
 		}
 	}

@@ -116,6 +116,9 @@ func (s *Segmenter) IsWord(w string) bool {
 	return ok && f >= s.commonFreq
 }
 
+// Segment runs gse alone on text (the benchmark floor).
+func (s *Segmenter) Segment(text string) int { return len(s.seg.Segment([]byte(text))) }
+
 // Cut segments plain text and returns the words (for benchmarks and
 // tools).
 func (s *Segmenter) Cut(text string) []string { return s.seg.Cut(text) }

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/qunshao/qunshao/bot/scenario"
 	"github.com/qunshao/qunshao/configs"
@@ -537,4 +539,86 @@ func safeLine(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+func (a *app) benchCommand() *cobra.Command {
+	var file string
+	var dur time.Duration
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure analysis speed per stage, load time and memory",
+		Long: `Measure messages per second per core for each analysis stage (normalise,
+segment, entities, rules, model) and for the whole analysis, the whole
+analysis on every core, the speed of the whole analysis relative to gse
+segmentation alone on the same messages, dictionary load time and memory.
+Messages come from --messages (JSON lines with a "text" field) or, by
+default, the labelled training lines embedded in the binary.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := a.detector()
+			if err != nil {
+				return err
+			}
+			var texts []string
+			if file != "" {
+				lines, err := readLabelledLoose(file)
+				if err != nil {
+					return err
+				}
+				texts = lines
+			} else {
+				b, err := fs.ReadFile(configs.Files, detect.TrainingFile)
+				if err != nil {
+					return fmt.Errorf("no embedded messages to bench with; pass --messages: %w", err)
+				}
+				lines, err := detect.ReadLabelled(bytes.NewReader(b), detect.TrainingFile)
+				if err != nil {
+					return err
+				}
+				for _, l := range lines {
+					texts = append(texts, l.Text)
+				}
+			}
+			if len(texts) == 0 {
+				return fmt.Errorf("no messages to bench with")
+			}
+			rep := d.Bench(texts, dur)
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			rep.WriteText(a.stdout)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "messages", "", "JSON lines with a \"text\" field (default: the embedded training lines)")
+	cmd.Flags().DurationVar(&dur, "duration", 2*time.Second, "time spent on each stage")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// readLabelledLoose reads the "text" field of JSON lines, whatever else
+// they carry.
+func readLabelledLoose(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), maxScanLine)
+	var out []string
+	line := 0
+	for sc.Scan() {
+		line++
+		var v struct {
+			Text *string `json:"text"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil || v.Text == nil {
+			return nil, fmt.Errorf("%s:%d: want a JSON object with a \"text\" field", path, line)
+		}
+		out = append(out, *v.Text)
+	}
+	return out, sc.Err()
 }
