@@ -150,7 +150,8 @@ var entClass = func() *[0x10000]uint16 {
 	set(fDot, ".")
 	set(fDelim, "$(¥￥＄€¢￠₴₤₳（")
 	set(fShop, "店铺鋪室行馆城商")
-	set(fTime, "今明后昨晚早午凌夜截周星礼半当次内前")
+	// fTime: any rune that can start or end a time expression.
+	set(fTime, "今明后昨前当次周本这下上星礼大凌早清中傍晚夜半深午白几双月年天截内限给宽")
 	set(fContact, "微威薇信扣企群支卡银加")
 	set(fPay, "码")
 	set(cTimeStart, "今明后昨前当次周本这下上星礼大凌早清中傍晚夜半深午白几双月年天")
@@ -239,7 +240,7 @@ func (x *extractor) orig(sp Span) string {
 	return o[x.off[sp.Start]:x.off[min(sp.End, last)]]
 }
 
-// add records an entity whose value is the original text of [s, e).
+// addOrig records an entity whose value is the original text of [s, e).
 func (x *extractor) addOrig(t EntityType, s, e int) bool {
 	sp, ok := x.span(s, e)
 	if !ok {
@@ -1152,7 +1153,7 @@ var (
 	entWeChatKeys = entWords("微信号", "微信", "威信", "薇信", "v信", "vx号", "vx", "wx号", "wx", "weixin", "wechat", "加v", "v:", "v：")
 	entAlipayKeys = entWords("支付宝账号", "支付宝账户", "支付宝号", "支付宝", "zfb账号", "zfb", "alipay")
 	entQQStrong   = entWords("qq号", "qq群", "qq", "q号", "q群", "q", "扣扣号", "扣扣", "企鹅号", "企鹅", "群号")
-	entQQWeak     = entWords("加我", "加")
+	entQQWeak     = entWords("加我", "加群")
 	entNoPhoneCtx = entWords("单号", "订单", "运单", "快递", "物流", "编号", "流水", "id")
 	entBankCtx    = entWords("银行卡", "银行", "卡号", "卡", "账号", "账户", "开户", "工行", "建行", "农行", "中行",
 		"招行", "交行", "邮储", "储蓄", "借记", "信用社", "农商")

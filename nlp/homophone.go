@@ -23,9 +23,9 @@ type homophones struct {
 	byID     [][]int
 	mayStart []bool
 	isStart  []bool // first characters of exact words (dense)
-	exact        map[string]bool
-	starts       map[rune]bool // first characters of exact words
-	maxLen       int
+	exact    map[string]bool
+	starts   map[rune]bool // first characters of exact words
+	maxLen   int
 }
 
 // fuzzySyllable folds the distinctions chat writers (and input methods)
