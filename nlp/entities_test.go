@@ -60,6 +60,33 @@ func widthFold(s string) *Normalized {
 	return &Normalized{Original: s, Text: string(out), Runes: out, Map: m, OrigLen: len(r)}
 }
 
+// squeeze simulates the separator step of the normaliser: spaces, '-' and
+// '.' are dropped and their original range joins the next rune's, so the
+// map has gaps and ranges longer than one rune.
+func squeeze(s string) *Normalized {
+	var out []rune
+	var m []Span
+	pending := -1
+	i := 0
+	for _, c := range s {
+		if c == ' ' || c == '-' || c == '.' {
+			if pending < 0 {
+				pending = i
+			}
+			i++
+			continue
+		}
+		start := i
+		if pending >= 0 {
+			start, pending = pending, -1
+		}
+		out = append(out, c)
+		m = append(m, Span{start, i + 1})
+		i++
+	}
+	return &Normalized{Original: s, Text: string(out), Runes: out, Map: m, OrigLen: i}
+}
+
 // ent describes an expected entity: its type, value and the original text
 // its span must cover.
 type ent struct {
@@ -464,6 +491,22 @@ func TestEntitiesSpansFollowTheMap(t *testing.T) {
 	}
 }
 
+// TestEntitiesSqueezedSeparators checks entities across a map with gaps.
+func TestEntitiesSqueezedSeparators(t *testing.T) {
+	n := squeeze("停手费 5.0.0.0 截止 今晚 12点 @小雨 你好")
+	es := ExtractEntities(n)
+	checkInvariants(t, n, es)
+	got := describe(n, es)
+	for _, w := range []ent{{EntMoney, "5000", " 5.0.0.0"}, {EntMention, "小雨", "@小雨"}} {
+		if !has(got, w) {
+			t.Errorf("missing %v in %v", w, got)
+		}
+	}
+	if !hasType(got, EntDeadline, "") {
+		t.Errorf("missing deadline in %v", got)
+	}
+}
+
 // TestEntitiesOrderAndDedup checks sorting and that one span carries one
 // entity per type.
 func TestEntitiesOrderAndDedup(t *testing.T) {
@@ -651,7 +694,7 @@ func FuzzExtractEntities(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, n := range []*Normalized{Identity(s), widthFold(s)} {
+		for _, n := range []*Normalized{Identity(s), widthFold(s), squeeze(s)} {
 			checkInvariants(t, n, ExtractEntities(n))
 		}
 	})

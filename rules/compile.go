@@ -584,6 +584,16 @@ func (e *Engine) strFn(n ast.Node) (func(*ctx) string, error) {
 	return nil, unsupported(n)
 }
 
+// compileVMWith compiles an already expanded condition for expr's VM with
+// functions reading st.
+func (e *Engine) compileVMWith(src string, st *vmState) (*vm.Program, error) {
+	opts := []expr.Option{expr.Env(declEnv), expr.AsBool(), expr.Optimize(false)}
+	for _, f := range functions {
+		opts = append(opts, expr.Function(f.name, e.vmFunction(f.name, st), f.typ))
+	}
+	return expr.Compile(src, opts...)
+}
+
 // vmFunction implements a condition function for expr's VM, reading the
 // message from st. Only the cross-check uses it.
 func (e *Engine) vmFunction(name string, st *vmState) func(params ...any) (any, error) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/expr-lang/expr/vm"
+
 	"github.com/qunshao/qunshao/nlp"
 )
 
@@ -121,4 +123,32 @@ func containsQuoted(src, name string) bool {
 		}
 	}
 	return false
+}
+
+// CrossCheck evaluates every rule's condition and exceptions on one message
+// with both the compiled closures and expr's own VM and reports the first
+// disagreement. Tests use it to prove the closures implement expr's
+// semantics.
+func (e *Engine) CrossCheck(a *nlp.Analysis, role string) error {
+	c := e.pool.Get().(*ctx)
+	defer e.pool.Put(c)
+	c.reset(a, role)
+	env := map[string]any{"role": role, "staff": role == "owner" || role == "admin", "money": c.money, "text": a.Text, "length": len(a.Runes)}
+	for _, r := range e.Rules {
+		for i, cmp := range append([]*compiled{r.cond}, r.except...) {
+			st := &vmState{c: c}
+			prog, err := e.compileVMWith(cmp.source, st)
+			if err != nil {
+				return err
+			}
+			got, err := vm.Run(prog, env)
+			if err != nil {
+				return fmt.Errorf("rule %s condition %d: expr: %w", r.ID, i, err)
+			}
+			if want := cmp.eval(c); got != want {
+				return fmt.Errorf("rule %s condition %d (%s): closures say %v, expr says %v", r.ID, i, cmp.source, want, got)
+			}
+		}
+	}
+	return nil
 }

@@ -152,7 +152,10 @@ func ParsePack(b []byte, file string) (*Pack, error) {
 			}
 		}
 	}
-	for _, r := range p.Rules {
+	for i, r := range p.Rules {
+		if r == nil {
+			return nil, fmt.Errorf("%s: rules[%d] is empty", file, i)
+		}
 		r.File = file
 	}
 	if p.Name == "" {
