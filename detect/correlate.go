@@ -113,7 +113,7 @@ const (
 	organizerThreshold = 0.9
 )
 
-var categoryWeight = map[string]float64{"attack_task": 0.6, "extortion": 0.7, "attack_coordination": 0.3}
+var categoryWeight = map[string]float64{"attack_task": 0.8, "extortion": 0.85, "attack_coordination": 0.4}
 
 // organizerWeight is how much a message makes its sender an organiser:
 // posting a task or demanding money does; directing, paying and recruiting

@@ -2107,6 +2107,12 @@ func (x *extractor) count(s, e, q int) {
 	if e-s == 1 && r[s] == '1' && (q+1 < len(r) && exDigit(r[q+1]) || s >= 2 && r[s-1] == ' ' && exDigit(r[s-2])) {
 		return
 	}
+	// 一个 is mostly the indefinite article (看到一个帖子), not a quantity.
+	if c == '个' && e-s == 1 && r[s] == '1' {
+		if sp, ok := x.span(s, e); ok && x.orig(sp) == "一" {
+			return
+		}
+	}
 	digits := strings.TrimLeft(string(r[s:e]), "0")
 	if digits == "" {
 		digits = "0"
@@ -2138,13 +2144,14 @@ func (x *extractor) times() {
 			i++
 			continue
 		}
-		if e := exDurationWithin(r, i); e > i {
-			x.addOrig(EntDeadline, i, e)
-			i = e
-			continue
-		}
-		// 给你三天时间, 限时24小时, 宽限两天
 		if e := exDuration(r, i); e > i {
+			// 30分钟内, 三天之内
+			if w := exAtAny(r, e, entWithin); w > 0 && exDeadlineSuffixOK(r, e, w) {
+				x.addOrig(EntDeadline, i, e+w)
+				i = e + w
+				continue
+			}
+			// 给你三天时间, 限时24小时, 宽限两天
 			if ps := exDurationPrefix(r, i); ps >= 0 {
 				if exAtStr(r, e, "时间") {
 					e += 2
@@ -2226,19 +2233,6 @@ func exDeadlinePrefix(r []rune, i int) int {
 		}
 	}
 	return -1
-}
-
-// exDurationWithin matches "30分钟内", "半小时内", "3个工作日之内".
-func exDurationWithin(r []rune, i int) int {
-	p := exDuration(r, i)
-	if p == i {
-		return i
-	}
-	w := exAtAny(r, p, entWithin)
-	if w == 0 || !exDeadlineSuffixOK(r, p, w) {
-		return i
-	}
-	return p + w
 }
 
 var entDurationPrefix = entWords("限时", "限", "给你", "给他", "给你们", "宽限", "只给", "再给", "最多给")

@@ -11,6 +11,9 @@ import (
 
 	"github.com/qunshao/qunshao/configs"
 	"github.com/qunshao/qunshao/demo"
+	"github.com/qunshao/qunshao/detect"
+	"github.com/qunshao/qunshao/pipeline"
+	"github.com/qunshao/qunshao/rules"
 	"github.com/qunshao/qunshao/storage"
 	"github.com/spf13/cobra"
 )
@@ -40,8 +43,11 @@ func (a *app) serveCommand() *cobra.Command {
 
 serve opens the evidence store named in the configuration (SQLite under
 ./data by default), applies schema migrations when storage.auto_migrate is
-true, and starts the batched evidence writer. Events that were accepted
-are committed before serve exits.`,
+true, loads the detector (lexicon, gse dictionary, rule packs, model) and
+starts the pipeline: every event is stored as evidence first, then each
+message is analysed and its verdict stored with it. With
+detect.rules_dir set, rule packs are reloaded when they change. Events that
+were accepted are stored and analysed before serve exits.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			st, err := a.openStore(ctx, true)
@@ -49,25 +55,42 @@ are committed before serve exits.`,
 				return err
 			}
 			defer st.Close()
-			w, err := st.NewWriter(storage.WriterOptions{})
+			d, err := a.detector()
 			if err != nil {
 				return err
 			}
-			a.log.Info("qunshao serving", "version", version, "storage", st.Driver(),
-				"dsn", storage.RedactDSN(a.cfg.Storage.DSN))
-			a.log.Warn("no chat sources are configured yet; the evidence store is ready and waiting")
-			<-ctx.Done()
-			a.log.Info("shutting down: committing accepted events")
-			closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := w.Close(closeCtx); err != nil {
+			p, err := pipeline.New(st, d, pipeline.Options{Log: a.log})
+			if err != nil {
 				return err
 			}
-			stats := w.Stats()
-			a.log.Info("stopped", "stored", stats.Stored, "duplicates", stats.Duplicates, "failed", stats.Failed)
+			if dir := a.cfg.Detect.RulesDir; dir != "" {
+				w := &rules.Watcher{Dir: dir, Interval: a.cfg.Detect.RulesReload, Apply: d.SetEngine, Log: a.log}
+				_, _ = w.Reload() // remember the fingerprint of what Build loaded
+				go w.Run(ctx)
+			}
+			a.log.Info("qunshao serving", "version", version, "storage", st.Driver(),
+				"dsn", storage.RedactDSN(a.cfg.Storage.DSN), "rules", d.Engine().Version, "model", modelVersion(d))
+			a.log.Warn("no chat sources are configured yet; the pipeline is ready and waiting")
+			<-ctx.Done()
+			a.log.Info("shutting down: storing and analysing accepted events")
+			closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := p.Close(closeCtx); err != nil {
+				return err
+			}
+			ws, ps := p.Writer().Stats(), p.Stats()
+			a.log.Info("stopped", "stored", ws.Stored, "duplicates", ws.Duplicates, "failed", ws.Failed,
+				"analysed", ps.Analysed, "flagged", ps.Malicious)
 			return nil
 		},
 	}
+}
+
+func modelVersion(d *detect.Detector) string {
+	if m := d.Model(); m != nil {
+		return m.Version
+	}
+	return "none (rules only)"
 }
 
 func (a *app) demoCommand() *cobra.Command {

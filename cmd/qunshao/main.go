@@ -93,7 +93,8 @@ Start with "qunshao demo": it needs no accounts and no database server.`,
 		return fmt.Errorf("%w\nrun '%s --help' for usage", err, c.CommandPath())
 	})
 	root.AddCommand(a.serveCommand(), a.demoCommand(), a.dbCommand(), a.configCommand(), a.versionCommand(),
-		a.scanCommand(), a.replayCommand(), a.evalCommand(), a.rulesCommand(), a.modelCommand(), a.benchCommand())
+		a.scanCommand(), a.replayCommand(), a.evalCommand(), a.rulesCommand(), a.modelCommand(), a.benchCommand(),
+		a.detectionsCommand(), a.feedbackCommand())
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(a, c.Args)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qunshao/qunshao/configs"
+	"github.com/qunshao/qunshao/detect"
 	"github.com/qunshao/qunshao/storage"
 )
 
@@ -184,4 +187,129 @@ func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 	if _, err := os.Stat(db); err != nil {
 		t.Fatalf("serve did not create the store: %v", err)
 	}
+}
+
+func TestScanContract(t *testing.T) {
+	in := strings.Join([]string{
+		`{"id": 1, "text": "今晚任务：每人去他家拍３件，拍下不要付-款，把库纯锁死", "role": "owner"}`,
+		`{"id": "b", "text": "拍下确认收货后五星好评，截图返现5元"}`,
+		`not json`,
+		`{"id": 4}`,
+		``,
+		`{"id": 6, "text": "老板，停手费五千，今晚前到账", "role": "boss"}`,
+		`{"id": 7, "text": "` + strings.Repeat("退款", 1000) + `"}`,
+	}, "\n") + "\n"
+	var out bytes.Buffer
+	d := testDetector(t)
+	if err := scan(d, strings.NewReader(in), &out, ""); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 7 {
+		t.Fatalf("%d output lines for 7 input lines:\n%s", len(lines), out.String())
+	}
+	var first struct {
+		ID       int     `json:"id"`
+		Label    string  `json:"label"`
+		Score    float64 `json:"score"`
+		Severity string  `json:"severity"`
+		Rules    []struct {
+			ID       string   `json:"id"`
+			Category string   `json:"category"`
+			Spans    [][2]int `json:"spans"`
+		} `json:"rules"`
+		Entities []struct {
+			Type  string `json:"type"`
+			Value string `json:"value"`
+			Span  [2]int `json:"span"`
+		} `json:"entities"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if first.ID != 1 || first.Label != "attack_task" || first.Score <= 0.5 || first.Severity == "" || len(first.Rules) == 0 || len(first.Rules[0].Spans) == 0 {
+		t.Fatalf("first line = %s", lines[0])
+	}
+	if !strings.Contains(lines[1], `"id":"b"`) || !strings.Contains(lines[1], `"label":"benign"`) {
+		t.Fatalf("second line = %s", lines[1])
+	}
+	for i, want := range map[int]string{2: `"line":3`, 3: `"line":4`, 4: `"line":5`, 5: `"line":6`} {
+		if !strings.Contains(lines[i], want) || !strings.Contains(lines[i], `"error"`) {
+			t.Errorf("line %d = %s, want an error naming %s", i+1, lines[i], want)
+		}
+	}
+	if !strings.Contains(lines[6], `"id":7`) || strings.Contains(lines[6], `"error"`) {
+		t.Errorf("long line = %.100s", lines[6])
+	}
+}
+
+func TestReplayAndEvalCommands(t *testing.T) {
+	code, out, errs := runCLI(t, nil, "replay", "../../demo/logs.jsonl")
+	if code != 0 {
+		t.Fatalf("replay: %d %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"malicious":true`) || !strings.Contains(lines[1], `"malicious":false`) {
+		t.Fatalf("replay output:\n%s", out)
+	}
+	for _, l := range lines {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"id", "malicious", "risk", "organizers", "target_shops"} {
+			if _, ok := v[k]; !ok {
+				t.Errorf("replay line lacks %q: %s", k, l)
+			}
+		}
+		if len(v) != 5 {
+			t.Errorf("replay line has extra keys: %s", l)
+		}
+	}
+	labelled := filepath.Join(t.TempDir(), "l.jsonl")
+	os.WriteFile(labelled, []byte(`{"id":"1","text":"每人拍3件不付款，锁他库存","label":"attack_task","evasion":"none","role":"owner"}
+{"id":"2","text":"好评返现5元，记得确认收货","label":"benign_promo","evasion":"none","role":"admin"}
+`), 0o600)
+	code, out, errs = runCLI(t, nil, "eval", labelled, "--json")
+	if code != 0 || !strings.Contains(out, `"benign_false_positive_rate"`) || !strings.Contains(out, `"evasion_recall"`) {
+		t.Fatalf("eval: %d %s %s", code, out, errs)
+	}
+	os.WriteFile(labelled, []byte("{\"id\":\"1\",\"text\":\"x\",\"label\":\"spam\"}\n"), 0o600)
+	code, _, errs = runCLI(t, nil, "eval", labelled)
+	if code == 0 || !strings.Contains(errs, "l.jsonl:1") {
+		t.Fatalf("eval of a bad label: %d %s", code, errs)
+	}
+}
+
+func TestRulesCommands(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "rules", "lint")
+	if code != 0 || !strings.Contains(out, "rules: ok") {
+		t.Fatalf("lint: %d %s", code, out)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("pack: bad\nrules:\n  - id: x\n    category: attack_task\n    severity: high\n    description: d\n    condition: has(\"nolist\")\n    examples: {positive: [a], negative: [b]}\n"), 0o600)
+	code, out, _ = runCLI(t, nil, "rules", "lint", "--dir", dir)
+	if code != 1 || !strings.Contains(out, "bad.yaml:3") || !strings.Contains(out, "nolist") {
+		t.Fatalf("lint of a bad pack: %d %s", code, out)
+	}
+	code, out, _ = runCLI(t, nil, "rules", "test")
+	if code != 0 || !strings.Contains(out, "0 failed") {
+		t.Fatalf("rules test: %d %s", code, out)
+	}
+}
+
+var (
+	detOnce sync.Once
+	det     *detect.Detector
+)
+
+func testDetector(t *testing.T) *detect.Detector {
+	detOnce.Do(func() {
+		var err error
+		det, err = detect.Build(detect.DefaultConfig(), configs.Files)
+		if err != nil {
+			panic(err)
+		}
+	})
+	return det
 }
