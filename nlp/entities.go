@@ -74,7 +74,7 @@ func ExtractEntities(n *Normalized) []Entity {
 	if f&fLetter != 0 && f&fDot != 0 {
 		x.links()
 	}
-	if f&fLetter != 0 && f&fDigit != 0 {
+	if f&fLetter != 0 && f&fLongNumber != 0 {
 		x.contextItemIDs()
 	}
 	if f&fDelim != 0 && f&fLetter != 0 {
@@ -127,6 +127,9 @@ const (
 	fPay
 	cTimeStart // a time expression or duration can start here
 	cAccount   // a WeChat or Alipay keyword can start here
+	// fLongNumber: a run of 5 or more digits, or 11 digits in all (a
+	// grouped phone or card number); no id, QQ, phone or card without.
+	fLongNumber
 )
 
 // entClass holds the feature bits of every rune of the Basic Multilingual
@@ -168,8 +171,19 @@ func exClass(c rune) uint16 {
 
 func entFeatures(r []rune) uint16 {
 	var f uint16
+	run, total := 0, 0
 	for _, c := range r {
-		f |= exClass(c)
+		k := exClass(c)
+		f |= k
+		if k&fDigit != 0 {
+			run++
+			total++
+			if run >= 5 || total >= 11 {
+				f |= fLongNumber
+			}
+		} else {
+			run = 0
+		}
 	}
 	return f &^ (cTimeStart | cAccount)
 }
@@ -1173,7 +1187,7 @@ func (x *extractor) contacts(f uint16) {
 	if f&(fLetter|fContact) != 0 {
 		x.keywordAccounts()
 	}
-	if f&fDigit == 0 {
+	if f&fLongNumber == 0 {
 		return
 	}
 	if f&fAt != 0 {

@@ -170,6 +170,14 @@ func (n *Normalizer) base(s string, out *Normalized) *text {
 			t.add('\n', sp)
 		case r < 0x80:
 			if r >= 'A' && r <= 'Z' {
+				if r == 'W' {
+					// "65W" is watts, "1w" is ten thousand: numerals
+					// needs to know which was written.
+					if out.upperW == nil {
+						out.upperW = map[int]bool{}
+					}
+					out.upperW[sp.Start] = true
+				}
 				r += 'a' - 'A'
 			}
 			if r == '\t' || r == '\v' || r == '\f' {
@@ -340,15 +348,16 @@ func (n *Normalizer) spaces(in *text) *text {
 	return t
 }
 
-// repeats collapses runs of three or more of the same CJK character or
-// letter (退退退款, 差差差评) to one.
+// repeats collapses runs of three or more of the same Chinese character
+// (退退退款, 差差差评) to one. Latin letters are left alone: "www" and ids
+// repeat letters on purpose.
 func (n *Normalizer) repeats(in *text, out *Normalized) *text {
 	run := 1
 	found := false
 	for i := 1; i < len(in.r); i++ {
 		if in.r[i] == in.r[i-1] {
 			run++
-			if run >= 3 && (isCJK(in.r[i]) || isLetter(in.r[i])) {
+			if run >= 3 && isCJK(in.r[i]) {
 				found = true
 				break
 			}
@@ -366,7 +375,7 @@ func (n *Normalizer) repeats(in *text, out *Normalized) *text {
 		for j < len(in.r) && in.r[j] == r {
 			j++
 		}
-		if j-i >= 3 && (isCJK(r) || isLetter(r)) && i < MaxNormalizeRunes {
+		if j-i >= 3 && isCJK(r) && i < MaxNormalizeRunes {
 			sp := Span{in.m[i].Start, in.m[j-1].End}
 			t.add(r, sp)
 			out.change(ChangeRepeat, sp, strings.Repeat(string(r), j-i), string(r))

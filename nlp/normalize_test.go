@@ -103,14 +103,17 @@ func TestOffsetsPointAtTheOriginal(t *testing.T) {
 func TestNormalizeKeepsNumbersApart(t *testing.T) {
 	n := normalizer(t)
 	for in, want := range map[string]string{
-		"五百一条":     "500 1条",
-		"删差坪300一条": "删差评300 1条",
-		"两万五":      "25000",
-		"一百二":      "120",
-		"三千零五":     "3005",
-		"十五件":      "15件",
-		"要的@我":     "要的@我",
-		"❌付款":      "不付款",
+		"五百一条":           "500 1条",
+		"删差坪300一条":       "删差评300 1条",
+		"两万五":            "25000",
+		"一百二":            "120",
+		"三千零五":           "3005",
+		"十五件":            "15件",
+		"要的@我":           "要的@我",
+		"❌付款":            "不付款",
+		"65W快充头":         "65w快充头",
+		"5w不少":           "50000不少",
+		"www.taobao.com": "www.taobao.com",
 	} {
 		if got := n.Normalize(in).Text; got != want {
 			t.Errorf("Normalize(%q) = %q, want %q", in, got, want)

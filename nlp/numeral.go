@@ -160,7 +160,7 @@ func (n *Normalizer) numerals(in *text, out *Normalized) *text {
 		}
 		// Digits with a multiplier.
 		if isDigit(r[i]) && (i == 0 || !(isLetter(r[i-1]) || isDigit(r[i-1]) || r[i-1] == '.')) {
-			if j, val, ok := arabicWithUnit(r, i); ok {
+			if j, val, ok := arabicWithUnit(r, i); ok && !(r[j-1] == 'w' && out.upperW[in.m[j-1].Start]) {
 				emit(i, j, val, string(r[i:j]))
 				i = j
 				continue

@@ -35,6 +35,8 @@ type Normalized struct {
 	Changes []Change
 	// OrigLen is the length of Original in runes.
 	OrigLen int
+
+	upperW map[int]bool // original positions of a capital W
 }
 
 // ChangeKind names a normalisation step.

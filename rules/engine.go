@@ -319,6 +319,13 @@ func (e *Engine) Evaluate(a *nlp.Analysis, role string) *Result {
 	defer e.pool.Put(c)
 	c.reset(a, role)
 	res := &Result{}
+	n := 0
+	for _, ms := range c.matches {
+		if len(ms) > 0 {
+			n++
+		}
+	}
+	res.Lists = make([]string, 0, n)
 	for id, ms := range c.matches {
 		if len(ms) > 0 {
 			res.Lists = append(res.Lists, e.lists[id])
@@ -361,13 +368,11 @@ func (c *ctx) fires(r *Rule) bool {
 func (c *ctx) hit(r *Rule) Hit {
 	h := Hit{Rule: r}
 	var spans []nlp.Span
-	seen := map[string]bool{}
 	for _, l := range r.cond.positive {
 		for _, m := range c.matches[l] {
 			spans = append(spans, c.a.OrigSpan(m.start, m.end))
 			t := c.e.terms[m.term]
-			if !seen[t] {
-				seen[t] = true
+			if !slices.Contains(h.Terms, t) {
 				h.Terms = append(h.Terms, t)
 			}
 		}
