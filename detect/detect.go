@@ -149,7 +149,10 @@ func (d *Detector) judge(a *nlp.Analysis, role string, e *rules.Engine, m *Model
 		}
 	}
 	v.Score = mal
-	if mal >= d.Threshold {
+	// Rules move the bar: a benign context with no malicious rule (a news
+	// report, a shop serving its customers) needs a surer model to be
+	// flagged; a malicious rule with no benign context, a less sure one.
+	if mal >= d.threshold(v.Rules) {
 		v.Label = bestMal
 	}
 	v.Severity = severity(v, mal)
@@ -170,6 +173,30 @@ func rulesOnly(v *Verdict) {
 	if v.Severity == "" {
 		v.Severity = "info"
 	}
+}
+
+// Margins by which rule evidence moves the malicious threshold.
+const (
+	benignContextMargin = 0.25
+	maliciousRuleMargin = 0.1
+)
+
+func (d *Detector) threshold(hits []RuleHit) float64 {
+	benign, malicious := false, false
+	for _, h := range hits {
+		if Malicious(h.Category) {
+			malicious = true
+		} else {
+			benign = true
+		}
+	}
+	switch {
+	case benign && !malicious:
+		return min(0.95, d.Threshold+benignContextMargin)
+	case malicious && !benign:
+		return max(0.05, d.Threshold-maliciousRuleMargin)
+	}
+	return d.Threshold
 }
 
 var severityRank = map[string]int{"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}

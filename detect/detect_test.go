@@ -229,3 +229,20 @@ func TestTrackerRiskDecaysAndCorroborates(t *testing.T) {
 		t.Fatalf("organisers = %+v (the member only reported progress)", orgs)
 	}
 }
+
+// TestEmbeddedModelMatchesTheRules fails when rule packs changed after the
+// shipped model was trained: its rule features would no longer mean what
+// they meant. Retrain with the command in README.
+func TestEmbeddedModelMatchesTheRules(t *testing.T) {
+	d := detector(t)
+	m := d.Model()
+	if m == nil {
+		t.Fatal("no embedded model")
+	}
+	if m.Rules != d.Engine().Version {
+		t.Fatalf("embedded model was trained with rules %s, the packs are now %s: retrain (see README)", m.Rules, d.Engine().Version)
+	}
+	if len(m.Sources) == 0 || m.TrainedAt.IsZero() {
+		t.Fatalf("embedded model does not record its training data: %+v %v", m.Sources, m.TrainedAt)
+	}
+}

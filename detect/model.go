@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"time"
 )
 
@@ -43,6 +44,11 @@ type Model struct {
 	Weights [][]float64 `json:"weights"`
 	Bias    []float64   `json:"bias"`
 	Params  TrainParams `json:"params"`
+	// Sources are the training files (name and SHA-256), for the record.
+	Sources []Source `json:"sources,omitempty"`
+	// Rules is the version of the rule packs the features came from: a
+	// model is only valid with the rules it was trained with.
+	Rules string `json:"rules"`
 
 	names []string // row -> feature, built by index
 }
@@ -52,6 +58,13 @@ func (m *Model) index() {
 	for f, j := range m.Features {
 		m.names[j] = f
 	}
+}
+
+// Source is a training file.
+type Source struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Lines  int    `json:"lines"`
 }
 
 // TrainParams are the training settings.
@@ -202,10 +215,27 @@ func Train(examples []Example, p TrainParams) (*Model, error) {
 			b[k] -= p.Rate * (mb[k] / c1) / (math.Sqrt(vb[k]/c2) + eps)
 		}
 	}
+	// Six significant digits are plenty and keep the model file small.
+	for _, row := range W {
+		for k := range row {
+			row[k] = roundSig(row[k])
+		}
+	}
+	for k := range b {
+		b[k] = roundSig(b[k])
+	}
 	m.Weights, m.Bias = W, b
 	m.index()
 	m.Version = hex.EncodeToString(h.Sum(nil))[:16]
 	return m, nil
+}
+
+func roundSig(x float64) float64 {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 6, 64), 64)
+	return v
 }
 
 func zeros(n, k int) [][]float64 {
@@ -320,7 +350,7 @@ func (m *Model) predict(visit func(emit func([]byte))) Prediction {
 }
 
 // MarshalModel encodes a model as JSON.
-func MarshalModel(m *Model) ([]byte, error) { return json.MarshalIndent(m, "", " ") }
+func MarshalModel(m *Model) ([]byte, error) { return json.Marshal(m) }
 
 // UnmarshalModel decodes and checks a model.
 func UnmarshalModel(b []byte) (*Model, error) {

@@ -51,7 +51,12 @@ func examplesOf(ps []prepared, weight float64) []Example {
 func (d *Detector) Train(lines, feedback []Labelled, p TrainParams, feedbackWeight float64) (*Model, error) {
 	ex := examplesOf(d.prepare(lines), 1)
 	ex = append(ex, examplesOf(d.prepare(feedback), feedbackWeight)...)
-	return Train(ex, p)
+	m, err := Train(ex, p)
+	if err != nil {
+		return nil, err
+	}
+	m.Rules = d.Engine().Version
+	return m, nil
 }
 
 // CrossValidate trains k models, each without one fold of lines (extra

@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -484,12 +487,19 @@ of the data and settings. Point detect.model at the output to use it.`,
 				return fmt.Errorf("--data is required")
 			}
 			var lines, fb []detect.Labelled
+			var sources []detect.Source
 			for _, p := range data {
 				l, err := readLabelled(p)
 				if err != nil {
 					return err
 				}
 				lines = append(lines, l...)
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				sum := sha256.Sum256(b)
+				sources = append(sources, detect.Source{Name: filepath.Base(p), SHA256: hex.EncodeToString(sum[:]), Lines: len(l)})
 			}
 			for _, p := range feedback {
 				l, err := readLabelled(p)
@@ -506,6 +516,8 @@ of the data and settings. Point detect.model at the output to use it.`,
 			if err != nil {
 				return err
 			}
+			m.Sources = sources
+			m.TrainedAt = time.Now().UTC().Truncate(time.Second)
 			b, err := detect.MarshalModel(m)
 			if err != nil {
 				return err
