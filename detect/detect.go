@@ -239,14 +239,8 @@ func Features(a *nlp.Analysis, res *rules.Result, role string) []string {
 // Prediction looks keys up without turning them into strings, which keeps
 // the per-message cost free of allocations.
 func visitFeatures(a *nlp.Analysis, res *rules.Result, role string, buf []byte, emit func([]byte)) {
-	key := func(prefix string, parts ...string) {
-		buf = append(buf[:0], prefix...)
-		for i, p := range parts {
-			if i > 0 {
-				buf = append(buf, '_')
-			}
-			buf = append(buf, p...)
-		}
+	key := func(prefix, part string) {
+		buf = append(append(buf[:0], prefix...), part...)
 		emit(buf)
 	}
 	prev := ""
@@ -258,7 +252,8 @@ func visitFeatures(a *nlp.Analysis, res *rules.Result, role string, buf []byte, 
 		}
 		key("w:", w)
 		if prev != "" {
-			key("b:", prev, w)
+			buf = append(append(append(append(buf[:0], "b:"...), prev...), '_'), w...)
+			emit(buf)
 		}
 		prev = w
 	}
@@ -294,20 +289,20 @@ func visitFeatures(a *nlp.Analysis, res *rules.Result, role string, buf []byte, 
 	}
 	switch {
 	case money >= 1000:
-		key("money:1000+")
+		key("money:1000+", "")
 	case money >= 100:
-		key("money:100+")
+		key("money:100+", "")
 	case money > 0:
-		key("money:<100")
+		key("money:<100", "")
 	}
 	if role != "" && role != "unknown" {
 		key("role:", role)
 	}
 	switch n := len(a.Runes); {
 	case n <= 6:
-		key("len:short")
+		key("len:short", "")
 	case n >= 40:
-		key("len:long")
+		key("len:long", "")
 	}
 }
 

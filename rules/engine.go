@@ -12,11 +12,12 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
 
-	ahocorasick "github.com/petar-dambovaliev/aho-corasick"
+	"github.com/coregx/ahocorasick"
 	"github.com/qunshao/qunshao/nlp"
 )
 
@@ -36,7 +37,7 @@ type Engine struct {
 	terms     []string // unique terms, by pattern index
 	termLists [][]int  // pattern index -> list ids
 	termIndex map[string]int
-	ac        ahocorasick.AhoCorasick
+	ac        *ahocorasick.Automaton
 
 	pool sync.Pool
 }
@@ -242,8 +243,12 @@ func (e *Engine) buildMatcher() {
 			e.termLists[i] = append(e.termLists[i], id)
 		}
 	}
-	b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{MatchKind: ahocorasick.StandardMatch, DFA: true})
-	e.ac = b.Build(e.terms)
+	ac, err := ahocorasick.NewBuilder().AddStrings(e.terms).Build()
+	if err != nil {
+		// Only an empty pattern set fails, and Load refuses empty lists.
+		panic(fmt.Sprintf("rules: build matcher: %v", err))
+	}
+	e.ac = ac
 }
 
 func (e *Engine) compileRule(p *Pack, r *Rule) error {
@@ -417,6 +422,7 @@ type ctx struct {
 
 	quotesDone bool
 	quotes     [][2]int
+	buf        []byte
 }
 
 func (c *ctx) reset(a *nlp.Analysis, role string) {
@@ -432,9 +438,9 @@ func (c *ctx) reset(a *nlp.Analysis, role string) {
 	}
 	for _, en := range a.Entities {
 		if en.Type == nlp.EntMoney {
-			var v float64
-			fmt.Sscan(en.Value, &v)
-			c.money = max(c.money, v)
+			if v, err := strconv.ParseFloat(en.Value, 64); err == nil {
+				c.money = max(c.money, v)
+			}
 		}
 	}
 	text := a.Text
@@ -456,10 +462,10 @@ func (c *ctx) reset(a *nlp.Analysis, role string) {
 		ri++
 	}
 	c.runeAt[len(text)] = ri
-	it := e.ac.IterOverlapping(text)
-	for m := it.Next(); m != nil; m = it.Next() {
-		t := m.Pattern()
-		s, en := c.runeAt[m.Start()], c.runeAt[m.End()]
+	c.buf = append(c.buf[:0], text...)
+	for _, m := range e.ac.FindAllOverlapping(c.buf) {
+		t := m.PatternID
+		s, en := c.runeAt[m.Start], c.runeAt[m.End]
 		for _, l := range e.termLists[t] {
 			c.matches[l] = append(c.matches[l], match{s, en, t})
 		}

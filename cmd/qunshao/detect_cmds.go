@@ -376,6 +376,7 @@ these. --train adds labelled files to every fold's training set.`,
 	cmd.Flags().Float64Var(&params.L2, "l2", params.L2, "L2 regularisation for --cv training")
 	cmd.Flags().IntVar(&params.Epochs, "epochs", params.Epochs, "training epochs for --cv")
 	cmd.Flags().Float64Var(&params.RuleScale, "rule-scale", params.RuleScale, "value of rule and list features for --cv training")
+	cmd.Flags().IntVar(&params.MinCount, "min-count", params.MinCount, "drop features seen in fewer training lines (--cv)")
 	cmd.Flags().Float64Var(&a.threshold, "threshold", 0, "malicious threshold (default detect.threshold)")
 	return cmd
 }
