@@ -243,9 +243,12 @@ func (e *Engine) buildMatcher() {
 			e.termLists[i] = append(e.termLists[i], id)
 		}
 	}
+	if len(e.terms) == 0 {
+		return // packs without lists: nothing to match
+	}
 	ac, err := ahocorasick.NewBuilder().AddStrings(e.terms).Build()
 	if err != nil {
-		// Only an empty pattern set fails, and Load refuses empty lists.
+		// Only an empty pattern set fails, handled above.
 		panic(fmt.Sprintf("rules: build matcher: %v", err))
 	}
 	e.ac = ac
@@ -462,6 +465,9 @@ func (c *ctx) reset(a *nlp.Analysis, role string) {
 		ri++
 	}
 	c.runeAt[len(text)] = ri
+	if e.ac == nil {
+		return
+	}
 	c.buf = append(c.buf[:0], text...)
 	for _, m := range e.ac.FindAllOverlapping(c.buf) {
 		t := m.PatternID

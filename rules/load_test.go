@@ -147,6 +147,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add("pack: x\nlists: {a: [\"@a\"]}", "")
 	f.Add(goodLists, rule(`$x`))
 	f.Add("", "")
+	f.Add("pack: r\nrules: []\n", "")
 	f.Fuzz(func(t *testing.T, a, b string) {
 		e, err := rules.Load(map[string][]byte{"a.yaml": []byte(a), "b.yaml": []byte(b)})
 		if err != nil {
