@@ -246,3 +246,61 @@ func TestEmbeddedModelMatchesTheRules(t *testing.T) {
 		t.Fatalf("embedded model does not record its training data: %+v %v", m.Sources, m.TrainedAt)
 	}
 }
+
+func TestLinkGroups(t *testing.T) {
+	reports := []*detect.GroupReport{
+		{ID: "g1", Malicious: true, Organizers: []string{"boss"}, TargetShops: []string{"青禾茶具旗舰店"}, Items: []string{"tmall:1"}},
+		{ID: "g2", Malicious: true, Organizers: []string{"boss", "other"}, TargetShops: []string{"青禾茶具旗舰店"}},
+		{ID: "g3", Malicious: false, Organizers: []string{}, TargetShops: []string{"青禾茶具旗舰店"}},
+		{ID: "g4", Malicious: true, Organizers: []string{"x"}, Items: []string{"tmall:1"}},
+	}
+	links := detect.LinkGroups(reports)
+	want := map[string]string{"organizer:boss": "g1,g2", "shop:青禾茶具旗舰店": "g1,g2", "item:tmall:1": "g1,g4"}
+	if len(links) != len(want) {
+		t.Fatalf("links = %+v", links)
+	}
+	for _, l := range links {
+		if want[l.Kind+":"+l.Value] != strings.Join(l.Groups, ",") {
+			t.Errorf("link %+v", l)
+		}
+	}
+	if got := links.For("g4"); len(got) != 1 || got[0].Kind != "item" {
+		t.Errorf("links for g4 = %+v", got)
+	}
+}
+
+// TestHostileMessagesAreJudgedInBoundedTime runs whole analysis on what
+// attackers send (a guard against pathological cost, not a benchmark) and
+// checks every span stays inside the original text.
+func TestHostileMessagesAreJudgedInBoundedTime(t *testing.T) {
+	d := detector(t)
+	for name, text := range map[string]string{
+		"1 MB":             strings.Repeat("今晚任务：每人拍3件不付款锁库存，", 1<<20/48),
+		"invalid UTF-8":    strings.Repeat("退\xff款\xfe", 50000),
+		"emoji":            strings.Repeat("🔒💰👎😀", 50000),
+		"punctuation":      strings.Repeat("，。！？*/-", 50000),
+		"regex-hostile":    strings.Repeat("((((a+)+)+)+$", 20000) + strings.Repeat("http://", 20000),
+		"deeply repeated":  strings.Repeat("锁", 300000),
+		"numerals":         strings.Repeat("一万二千三百四十五", 30000),
+		"formula and html": strings.Repeat("=HYPERLINK(\"http://x\")<script>alert(1)</script>", 5000),
+	} {
+		start := time.Now()
+		v := d.Detect(text, "member")
+		if el := time.Since(start); el > 60*time.Second {
+			t.Errorf("%s took %s", name, el)
+		}
+		n := len([]rune(text))
+		for _, r := range v.Rules {
+			for _, s := range r.Spans {
+				if s.Start < 0 || s.End > n || s.Start >= s.End {
+					t.Errorf("%s: span %+v outside %d runes", name, s, n)
+				}
+			}
+		}
+		for _, e := range v.Entities {
+			if e.Span.Start < 0 || e.Span.End > n || e.Span.Start >= e.Span.End {
+				t.Errorf("%s: entity span %+v outside %d runes", name, e.Span, n)
+			}
+		}
+	}
+}

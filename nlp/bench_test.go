@@ -61,3 +61,23 @@ func BenchmarkSegmentRaw(b *testing.B) {
 		seg.Segment(texts[i%len(texts)])
 	}
 }
+
+// BenchmarkSegmentModes backs the choice of gse's shortest-path mode.
+func BenchmarkSegmentModes(b *testing.B) {
+	texts := benchTexts(b)
+	s := testSegmenter(b)
+	for _, m := range []struct {
+		name string
+		f    func(string)
+	}{
+		{"shortest-path", func(t string) { s.seg.Cut(t) }},
+		{"dag", func(t string) { s.seg.Cut(t, false) }},
+		{"dag+hmm", func(t string) { s.seg.Cut(t, true) }},
+	} {
+		b.Run(m.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				m.f(texts[i%len(texts)])
+			}
+		})
+	}
+}

@@ -1,8 +1,12 @@
 package rules_test
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qunshao/qunshao/nlp"
 	"github.com/qunshao/qunshao/rules"
@@ -156,4 +160,51 @@ func FuzzLoad(f *testing.F) {
 		e.Evaluate(&nlp.Analysis{Normalized: nlp.Identity("每人去退款，他家仅退款")}, "owner")
 		e.Lint()
 	})
+}
+
+func TestWatcherReloadsAndKeepsGoodRules(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("l.yaml", goodLists)
+	write("r.yaml", rule(`has("refund")`))
+	var current *rules.Engine
+	w := &rules.Watcher{Dir: dir, Interval: time.Second, Apply: func(e *rules.Engine) { current = e }}
+	if changed, err := w.Reload(); err != nil || !changed || current == nil {
+		t.Fatalf("first load: %v %v", changed, err)
+	}
+	first := current
+	if changed, _ := w.Reload(); changed {
+		t.Fatal("reloaded without a change")
+	}
+	// A broken edit is reported and the previous engine stays.
+	write("r.yaml", rule(`has("nolist")`))
+	if changed, err := w.Reload(); err == nil || changed || current != first {
+		t.Fatalf("broken pack: changed=%v err=%v", changed, err)
+	}
+	// A good edit replaces it.
+	write("r.yaml", strings.Replace(rule(`has("directive")`), "t.one", "t.two", 1))
+	if changed, err := w.Reload(); err != nil || !changed || current.Rule("t.two") == nil || current.Version == first.Version {
+		t.Fatalf("good edit: changed=%v err=%v", changed, err)
+	}
+	// Run picks up edits by itself.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan *rules.Engine, 4)
+	w2 := &rules.Watcher{Dir: dir, Interval: 20 * time.Millisecond, Apply: func(e *rules.Engine) { got <- e }}
+	w2.Reload()
+	<-got
+	go w2.Run(ctx)
+	write("r.yaml", strings.Replace(rule(`has("shop")`), "t.one", "t.three", 1))
+	select {
+	case e := <-got:
+		if e.Rule("t.three") == nil {
+			t.Fatal("reloaded engine lacks the new rule")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("watcher did not reload")
+	}
 }
