@@ -185,7 +185,7 @@ func (t *Tracker) Observe(group string, m GroupMessage, v *Verdict) GroupState {
 		g = &groupTrack{organizers: map[string]*Organizer{}}
 		t.groups[group] = g
 	}
-	if w := categoryWeight[v.Label]; w > 0 {
+	if w := categoryWeight[v.Label] * support(v); w > 0 {
 		g.malicious++
 		if !g.last.IsZero() && m.Time.After(g.last) {
 			g.risk *= math.Pow(0.5, float64(m.Time.Sub(g.last))/float64(riskHalfLife))
@@ -199,7 +199,7 @@ func (t *Tracker) Observe(group string, m GroupMessage, v *Verdict) GroupState {
 			g.core = true
 		}
 	}
-	if w := organizerWeight(v) * v.Score; w > 0 {
+	if w := organizerWeight(v) * v.Score * attribution(v); w > 0 {
 		o := g.organizers[m.Sender]
 		if o == nil {
 			o = &Organizer{ID: m.Sender}
@@ -218,11 +218,56 @@ func (t *Tracker) Observe(group string, m GroupMessage, v *Verdict) GroupState {
 	return g.state()
 }
 
+// support is how far the rules back a malicious verdict: fully when a
+// malicious rule fired and no benign context did; half when only the
+// classifier speaks; a quarter when the rules found a benign context (a
+// report, a warning, a quoted demand). A group of victims comparing notes
+// produces many messages the classifier finds suspicious, and none of them
+// should count like an attacker's order.
+func support(v *Verdict) float64 {
+	malicious, benign := false, false
+	for _, r := range v.Rules {
+		if Malicious(r.Category) {
+			malicious = true
+		} else {
+			benign = true
+		}
+	}
+	switch {
+	case benign:
+		return 0.25
+	case malicious:
+		return 1
+	}
+	return 0.5
+}
+
+// attribution discounts a message as evidence against its sender when the
+// rules found a benign context in it (somebody quoting or reporting).
+func attribution(v *Verdict) float64 {
+	for _, r := range v.Rules {
+		if !Malicious(r.Category) {
+			return 0.25
+		}
+	}
+	return 1
+}
+
 // A group is malicious when the evidence is strong and corroborated: an
-// attack task or extortion, at least one more malicious message, and a
-// peak risk above maliciousRisk.
+// attack task or extortion, at least one more malicious message, a peak
+// risk above maliciousRisk, and somebody who organises it.
 func (g *groupTrack) state() GroupState {
-	return GroupState{Risk: round(g.risk), Peak: round(g.peak), Malicious: g.core && g.malicious >= 2 && g.peak >= maliciousRisk}
+	mal := g.core && g.malicious >= 2 && g.peak >= maliciousRisk
+	if mal {
+		mal = false
+		for _, o := range g.organizers {
+			if o.Score >= organizerThreshold {
+				mal = true
+				break
+			}
+		}
+	}
+	return GroupState{Risk: round(g.risk), Peak: round(g.peak), Malicious: mal}
 }
 
 // Organizers returns the people attributed as organisers of a group.
