@@ -210,8 +210,8 @@ func contains(s []string, x string) bool {
 func TestTrackerRiskDecaysAndCorroborates(t *testing.T) {
 	tr := detect.NewTracker()
 	t0 := time.Date(2025, 1, 1, 20, 0, 0, 0, time.UTC)
-	task := &detect.Verdict{Label: "attack_task", Score: 0.95}
-	prog := &detect.Verdict{Label: "attack_coordination", Score: 0.9, Rules: []detect.RuleHit{{Tags: []string{"progress"}}}}
+	task := &detect.Verdict{Label: "attack_task", Score: 0.95, Rules: []detect.RuleHit{{ID: "task.stock_lock", Category: "attack_task"}}}
+	prog := &detect.Verdict{Label: "attack_coordination", Score: 0.9, Rules: []detect.RuleHit{{ID: "coord.progress", Category: "attack_coordination", Tags: []string{"progress"}}}}
 	st := tr.Observe("g", detect.GroupMessage{ID: "1", Time: t0, Sender: "boss", Role: "owner"}, task)
 	if st.Malicious {
 		t.Fatal("one message made the group malicious")
@@ -227,6 +227,15 @@ func TestTrackerRiskDecaysAndCorroborates(t *testing.T) {
 	orgs := tr.Organizers("g")
 	if len(orgs) != 1 || orgs[0].ID != "boss" || orgs[0].Roles[0] != "owner" {
 		t.Fatalf("organisers = %+v (the member only reported progress)", orgs)
+	}
+	// The same messages said by the classifier alone, or in a benign
+	// context, count for less.
+	tr2 := detect.NewTracker()
+	quoted := &detect.Verdict{Label: "extortion", Score: 0.95, Rules: []detect.RuleHit{{ID: "benign.discussion", Category: "benign"}}}
+	tr2.Observe("v", detect.GroupMessage{ID: "1", Time: t0, Sender: "victim"}, quoted)
+	st2 := tr2.Observe("v", detect.GroupMessage{ID: "2", Time: t0.Add(time.Minute), Sender: "victim2"}, quoted)
+	if st2.Malicious || st2.Risk > 0.5 {
+		t.Fatalf("victims quoting demands made the group malicious: %+v", st2)
 	}
 }
 
