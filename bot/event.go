@@ -160,6 +160,12 @@ type Member struct {
 	JoinedAt time.Time `json:"joined_at,omitzero"`
 	// Anonymous marks QQ anonymous-chat senders, whose ID is not an account.
 	Anonymous bool `json:"anonymous,omitempty"`
+	// IDSource says how stable ID is (IDPlatform, IDDerived, IDSession);
+	// empty means IDPlatform.
+	IDSource string `json:"id_source,omitempty"`
+	// SessionID is the platform's per-session id when ID is derived (web
+	// WeChat's UserName).
+	SessionID string `json:"session_id,omitempty"`
 }
 
 // Message is a chat message in a group.

@@ -191,7 +191,12 @@ func (m *Member) validate(field string, idRequired bool) error {
 	if m.Role != "" && !m.Role.Valid() {
 		return invalid(field+".role", "is %q, want owner, admin, member or unknown", m.Role)
 	}
-	return nil
+	switch m.IDSource {
+	case "", IDPlatform, IDDerived, IDSession:
+	default:
+		return invalid(field+".id_source", "is %q, want platform, derived or session", m.IDSource)
+	}
+	return checkID(field+".session_id", m.SessionID, false)
 }
 
 func checkID(field, id string, required bool) error {

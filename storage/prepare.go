@@ -28,6 +28,8 @@ type messageDetail struct {
 	ReportedRole bot.Role `json:"reported_role,omitempty"`
 	Anonymous    bool     `json:"anonymous,omitempty"`
 	Self         bool     `json:"self,omitempty"`
+	IDSource     string   `json:"id_source,omitempty"`
+	SessionID    string   `json:"session_id,omitempty"`
 }
 
 // memberDetail is the Detail JSON of member-change records.
@@ -86,7 +88,8 @@ func prepare(ev *bot.Event, receivedUS int64, maxBytes int) (*item, error) {
 			r.Segments = mustJSON(cleanSegments(m.Segments))
 		}
 		it.reported = m.Sender.Role
-		r.Detail = mustJSON(messageDetail{ReportedRole: nonEmptyRole(m.Sender.Role), Anonymous: m.Sender.Anonymous, Self: m.Self})
+		r.Detail = mustJSON(messageDetail{ReportedRole: nonEmptyRole(m.Sender.Role), Anonymous: m.Sender.Anonymous, Self: m.Self,
+			IDSource: m.Sender.IDSource, SessionID: clean(m.Sender.SessionID)})
 		if m.ID != "" {
 			local = "m:" + m.ID
 		} else {
