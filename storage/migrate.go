@@ -58,6 +58,9 @@ var migrations = []migration{
 		}
 		return nil
 	}},
+	{5, "bot account status", func(tx *gorm.DB, driver string) error {
+		return createTables(tx, driver, &v5BotStatus{})
+	}},
 }
 
 // LatestVersion is the schema version this binary writes.

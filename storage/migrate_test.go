@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qunshao/qunshao/bot"
 	"github.com/qunshao/qunshao/storage"
 	"github.com/qunshao/qunshao/storage/storagetest"
 )
@@ -113,4 +114,30 @@ func TestRedactDSN(t *testing.T) {
 			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+func TestBotStatusIsKeptPerAccount(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, b storagetest.Backend) {
+		ctx := context.Background()
+		s := storagetest.Open(t, b.Config(t))
+		st := []bot.Status{
+			{Platform: bot.QQ, Account: "10001", Runner: "onebot:reverse-ws", State: bot.StateOnline, Groups: 3, Events: 10, Counters: map[string]int64{"malformed_frame": 2}},
+			{Platform: bot.WeChat, Account: "ops", Runner: "wechat:ops", State: bot.StateLoginRequired, LoginURL: "https://login.weixin.qq.com/l/x"},
+		}
+		if err := s.SaveBotStatuses(ctx, "node-a", st); err != nil {
+			t.Fatal(err)
+		}
+		st[0].State, st[0].Events = bot.StateOffline, 11
+		if err := s.SaveBotStatuses(ctx, "node-a", st[:1]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.BotStatuses(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].State != bot.StateOffline || got[0].Events != 11 || got[0].Counters["malformed_frame"] != 2 ||
+			got[1].LoginURL == "" || got[0].Node != "node-a" {
+			t.Fatalf("statuses = %+v", got)
+		}
+	})
 }
