@@ -702,3 +702,19 @@ func FuzzExtractEntities(f *testing.F) {
 		}
 	})
 }
+
+func TestShopAfterAClockTime(t *testing.T) {
+	es := ExtractEntities(Identity("今晚八点北极狐户外专营店直播间见"))
+	found := false
+	for _, e := range es {
+		if e.Type == EntShop {
+			found = true
+			if e.Value != "北极狐户外专营店" {
+				t.Errorf("shop = %q", e.Value)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no shop in %+v", es)
+	}
+}
