@@ -17,6 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qunshao/qunshao/bot/onebot"
+	"github.com/qunshao/qunshao/bot/qq"
+	"github.com/qunshao/qunshao/bot/supervisor"
+	"github.com/qunshao/qunshao/bot/wechat"
 	"github.com/qunshao/qunshao/detect"
 	"github.com/qunshao/qunshao/storage"
 	"gopkg.in/yaml.v3"
@@ -42,6 +46,71 @@ type Config struct {
 	Log     Log            `yaml:"log"`
 	Storage storage.Config `yaml:"storage"`
 	Detect  detect.Config  `yaml:"detect"`
+	Bots    Bots           `yaml:"bots"`
+}
+
+// Bots configures the bot accounts `qunshao serve` runs and how the
+// supervisor keeps them running. The bots only ever read: no adapter has a
+// way to post in a group.
+type Bots struct {
+	// Node names this process in the account status table (default: the
+	// host name).
+	Node string `yaml:"node"`
+	// StatusEvery is how often account status is written to the store.
+	StatusEvery time.Duration `yaml:"status_every"`
+	// MinBackoff and MaxBackoff bound the delay before a failed account is
+	// reconnected; StableAfter is how long a run must last for the delay
+	// to reset.
+	MinBackoff  time.Duration `yaml:"min_backoff"`
+	MaxBackoff  time.Duration `yaml:"max_backoff"`
+	StableAfter time.Duration `yaml:"stable_after"`
+	// Groups selects the watched groups (all by default).
+	Groups supervisor.GroupFilter `yaml:"groups"`
+	OneBot onebot.Config          `yaml:"onebot"`
+	QQ     qq.Config              `yaml:"qq"`
+	WeChat wechat.Config          `yaml:"wechat"`
+}
+
+// Validate checks the bots section; errors name their key below bots.
+func (b Bots) Validate() error {
+	var errs []error
+	if b.StatusEvery < time.Second {
+		errs = append(errs, fmt.Errorf("status_every: must be at least 1s, got %s", b.StatusEvery))
+	}
+	if b.MinBackoff <= 0 || b.MaxBackoff < b.MinBackoff {
+		errs = append(errs, fmt.Errorf("min_backoff, max_backoff: need 0 < min_backoff <= max_backoff, got %s and %s", b.MinBackoff, b.MaxBackoff))
+	}
+	if b.StableAfter <= 0 {
+		errs = append(errs, fmt.Errorf("stable_after: must be positive, got %s", b.StableAfter))
+	}
+	for i, g := range b.Groups.Allow {
+		if strings.TrimSpace(g) == "" {
+			errs = append(errs, fmt.Errorf("groups.allow[%d]: is empty", i))
+		}
+	}
+	for i, g := range b.Groups.Deny {
+		if strings.TrimSpace(g) == "" {
+			errs = append(errs, fmt.Errorf("groups.deny[%d]: is empty", i))
+		}
+	}
+	// The file and the environment have both been read here, so a
+	// password login without a password cannot work.
+	for i, a := range b.QQ.Accounts {
+		if a.Login == qq.LoginPassword && a.Password == "" {
+			errs = append(errs, fmt.Errorf("qq.accounts[%d].password: login is password but none is set; set %s%d", i, qq.EnvPasswordPrefix, a.Uin))
+		}
+	}
+	for _, part := range []struct {
+		name string
+		err  error
+	}{{"onebot", b.OneBot.Validate()}, {"qq", b.QQ.Validate()}, {"wechat", b.WeChat.Validate()}} {
+		for _, e := range unjoin(part.err) {
+			if e != nil {
+				errs = append(errs, fmt.Errorf("%s.%w", part.name, e))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Log configures the process logger.
@@ -132,6 +201,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("detect.%w", e))
 		}
 	}
+	if err := c.Bots.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("bots.%w", e))
+		}
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -184,7 +258,19 @@ func applyEnv(c *Config, env []string) error {
 	if err != nil {
 		return err
 	}
+	// QQ passwords are per account: QUNSHAO_BOTS_QQ_PASSWORD_<uin>.
+	for i := range c.Bots.QQ.Accounts {
+		a := &c.Bots.QQ.Accounts[i]
+		name := qq.EnvPasswordPrefix + strconv.FormatInt(a.Uin, 10)
+		known[name] = true
+		if v, ok := vars[name]; ok && a.Password == "" {
+			a.Password = v
+		}
+	}
 	for k := range vars {
+		if strings.HasPrefix(k, qq.EnvPasswordPrefix) && !known[k] {
+			return fmt.Errorf("environment %s: no bots.qq.accounts entry has uin %s", k, strings.TrimPrefix(k, qq.EnvPasswordPrefix))
+		}
 		if !known[k] && !strings.HasPrefix(k, EnvPrefix+"TEST_") {
 			return fmt.Errorf("environment %s: no such configuration key (see `qunshao config env`)", k)
 		}
@@ -263,10 +349,37 @@ func setValue(f reflect.Value, s string) error {
 	return nil
 }
 
-// YAML renders the configuration as YAML, with the database password
-// masked.
+// secretKeys are the keys whose values `config show` never prints,
+// wherever they appear (tokens, webhook secrets, passwords).
+var secretKeys = map[string]bool{"access_token": true, "secret": true, "password": true, "sign_key": true,
+	"token": true, "api_key": true}
+
+// YAML renders the configuration as YAML, with the database password and
+// every secret masked.
 func (c *Config) YAML() ([]byte, error) {
 	cp := *c
 	cp.Storage.DSN = storage.RedactDSN(cp.Storage.DSN)
-	return yaml.Marshal(&cp)
+	var doc yaml.Node
+	if err := doc.Encode(&cp); err != nil {
+		return nil, err
+	}
+	redactNode(&doc)
+	return yaml.Marshal(&doc)
+}
+
+func redactNode(n *yaml.Node) {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if secretKeys[k.Value] && v.Kind == yaml.ScalarNode && v.Value != "" {
+				v.Value, v.Tag, v.Style = "REDACTED", "!!str", 0
+				continue
+			}
+			redactNode(v)
+		}
+		return
+	}
+	for _, x := range n.Content {
+		redactNode(x)
+	}
 }

@@ -38,7 +38,7 @@ func TestFileOverlaysDefaults(t *testing.T) {
 		t.Fatalf("overlay = %+v", c.Storage)
 	}
 	y, _ := c.YAML()
-	if strings.Contains(string(y), "secret") || !strings.Contains(string(y), "***") {
+	if strings.Contains(string(y), "u:secret@") || !strings.Contains(string(y), "***") {
 		t.Fatalf("password not masked:\n%s", y)
 	}
 }
@@ -99,6 +99,80 @@ func TestEveryKeyIsDocumentedInTheDefaultFile(t *testing.T) {
 		leaf := kv[1][strings.LastIndex(kv[1], ".")+1:]
 		if !strings.Contains(string(defaultYAML), leaf+":") {
 			t.Errorf("key %s is missing from qunshao.yaml", kv[1])
+		}
+	}
+}
+
+func TestBotsSection(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Bots.OneBot.ReverseWS.Enabled || c.Bots.OneBot.ReverseWS.Listen != "127.0.0.1:8095" {
+		t.Fatalf("the default config must listen for OneBot reverse WS: %+v", c.Bots.OneBot.ReverseWS)
+	}
+	if err := c.Bots.OneBot.Validate(); err != nil {
+		t.Fatalf("default onebot config: %v", err)
+	}
+
+	p := write(t, `bots:
+  groups:
+    deny: ["qq:1"]
+  onebot:
+    reverse_ws:
+      access_token: tok-in-file
+    forward_ws:
+      - {url: "ws://127.0.0.1:3001", access_token: fwd-secret-token}
+  qq:
+    sign_server: "http://127.0.0.1:8080"
+    sign_key: sign-key-in-file
+    accounts:
+      - {uin: 42, login: password}
+  wechat:
+    accounts:
+      - {name: ops}
+`)
+	env := []string{"QUNSHAO_BOTS_QQ_PASSWORD_42=pw-from-env", "QUNSHAO_BOTS_ONEBOT_API_TIMEOUT=3s"}
+	c, err = Load(p, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Bots.QQ.Accounts[0].Password != "pw-from-env" || c.Bots.OneBot.APITimeout.String() != "3s" {
+		t.Fatalf("env not applied: %+v", c.Bots)
+	}
+	if !c.Bots.WeChat.Accounts[0].Desktop {
+		t.Fatal("wechat accounts default to desktop mode")
+	}
+	if c.Bots.Groups.Watches("qq", "1") || !c.Bots.Groups.Watches("qq", "2") {
+		t.Fatal("group filter not loaded")
+	}
+	y, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"tok-in-file", "fwd-secret-token", "sign-key-in-file", "pw-from-env"} {
+		if strings.Contains(string(y), secret) {
+			t.Errorf("config show prints the secret %q:\n%s", secret, y)
+		}
+	}
+	if !strings.Contains(string(y), "REDACTED") {
+		t.Error("secrets should show as REDACTED")
+	}
+
+	// A password for an account that is not configured is a mistake, not
+	// something to ignore silently.
+	if _, err := Load(p, []string{"QUNSHAO_BOTS_QQ_PASSWORD_43=x"}); err == nil || !strings.Contains(err.Error(), "QUNSHAO_BOTS_QQ_PASSWORD_43") {
+		t.Fatalf("stray password variable: %v", err)
+	}
+	// Without the password the account cannot log in: the error names the key.
+	if _, err := Load(p, nil); err == nil || !strings.Contains(err.Error(), "bots.qq.accounts[0].password") {
+		t.Fatalf("missing password: %v", err)
+	}
+	bad := write(t, "bots:\n  onebot:\n    reverse_ws:\n      listen: \"0.0.0.0:8095\"\n  status_every: 10ms\n")
+	_, err = Load(bad, nil)
+	for _, want := range []string{"bots.onebot.reverse_ws.access_token", "bots.status_every"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error should name %s: %v", want, err)
 		}
 	}
 }

@@ -91,7 +91,11 @@ func prepare(ev *bot.Event, receivedUS int64, maxBytes int) (*item, error) {
 		r.Detail = mustJSON(messageDetail{ReportedRole: nonEmptyRole(m.Sender.Role), Anonymous: m.Sender.Anonymous, Self: m.Self,
 			IDSource: m.Sender.IDSource, SessionID: clean(m.Sender.SessionID)})
 		if m.ID != "" {
-			local = "m:" + m.ID
+			// The sender is part of the key: some platforms' ids are short
+			// hashes (NapCat's message_id is 32 bits of a SHA-1), and a
+			// collision between two people's messages must not make the
+			// second look like a re-delivery of the first.
+			local = "m:" + digest(m.Sender.ID, m.ID)
 		} else {
 			// Sources without ids (some exports): the same sender, second
 			// and text is the same message.

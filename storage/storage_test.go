@@ -181,6 +181,12 @@ func TestIngestIsIdempotent(t *testing.T) {
 		if n := len(messages(t, s)); n != 6 {
 			t.Fatalf("stored %d messages, want 6", n)
 		}
+		// Short hashed ids (NapCat) can collide: the same id from another
+		// sender is another message, not a re-delivery.
+		res = write(t, w2, msg("m9", "u7", "collides with u2's id", at("20:10")), msg("m9", "u2", "new", at("20:09")))
+		if res[0].Duplicate || !res[1].Duplicate {
+			t.Fatalf("colliding ids = %+v", res)
+		}
 		mustVerify(t, s)
 	})
 }

@@ -37,10 +37,10 @@ const maxBackfill = 1000
 
 // Environment variables read by NewRunners for secrets left out of the
 // YAML file. The password variable takes the account's QQ number as a
-// suffix, e.g. QUNSHAO_QQ_PASSWORD_123456789.
+// suffix, e.g. QUNSHAO_BOTS_QQ_PASSWORD_123456789.
 const (
-	EnvPasswordPrefix = "QUNSHAO_QQ_PASSWORD_"
-	EnvSignKey        = "QUNSHAO_QQ_SIGN_KEY"
+	EnvPasswordPrefix = "QUNSHAO_BOTS_QQ_PASSWORD_"
+	EnvSignKey        = "QUNSHAO_BOTS_QQ_SIGN_KEY"
 )
 
 // Config configures the MiraiGo adapter: which QQ accounts to run and how
@@ -53,7 +53,7 @@ type Config struct {
 	// refuses without a security signature.
 	SignServer string `yaml:"sign_server"`
 	// SignKey is the sign server's registration key; prefer the
-	// QUNSHAO_QQ_SIGN_KEY environment variable.
+	// QUNSHAO_BOTS_QQ_SIGN_KEY environment variable.
 	SignKey string `yaml:"sign_key"`
 	// Backfill is how many recent messages per group are fetched with
 	// GetGroupMessages after every (re)connect, so messages sent while
@@ -68,7 +68,7 @@ type Account struct {
 	// a saved session.token is tried first.
 	Login string `yaml:"login"`
 	// Password is used for login=password. Leave it out of the YAML file
-	// and set QUNSHAO_QQ_PASSWORD_<uin> instead; it is never logged.
+	// and set QUNSHAO_BOTS_QQ_PASSWORD_<uin> instead; it is never logged.
 	Password string `yaml:"password"`
 	// DataDir holds device.json and session.token (default data/qq-<uin>).
 	DataDir string `yaml:"data_dir"`
@@ -137,8 +137,8 @@ func redacted(secret string) string {
 }
 
 // WithEnv fills secrets left empty in the file from the environment:
-// QUNSHAO_QQ_PASSWORD_<uin> for each account's password and
-// QUNSHAO_QQ_SIGN_KEY for the sign key. getenv is os.Getenv in production.
+// QUNSHAO_BOTS_QQ_PASSWORD_<uin> for each account's password and
+// QUNSHAO_BOTS_QQ_SIGN_KEY for the sign key. getenv is os.Getenv in production.
 func (c Config) WithEnv(getenv func(string) string) Config {
 	out := c
 	out.Accounts = append([]Account(nil), c.Accounts...)
@@ -183,7 +183,7 @@ func needsSign(protocol string) bool {
 
 // Validate checks the config and returns every problem, each naming its
 // key (e.g. "accounts[0].uin: ..."). A password may still be empty here:
-// NewRunners takes it from QUNSHAO_QQ_PASSWORD_<uin>.
+// NewRunners takes it from QUNSHAO_BOTS_QQ_PASSWORD_<uin>.
 func (c Config) Validate() error {
 	var errs []error
 	add := func(key, format string, args ...any) {

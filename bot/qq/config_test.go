@@ -68,7 +68,7 @@ func TestConfigDefaultsAndYAML(t *testing.T) {
 	if c.Backfill != 20 || DefaultConfig().Backfill != 50 {
 		t.Fatal("backfill")
 	}
-	env := map[string]string{"QUNSHAO_QQ_PASSWORD_456": "pw", "QUNSHAO_QQ_SIGN_KEY": "k"}
+	env := map[string]string{"QUNSHAO_BOTS_QQ_PASSWORD_456": "pw", "QUNSHAO_BOTS_QQ_SIGN_KEY": "k"}
 	e := c.WithEnv(func(k string) string { return env[k] })
 	if e.Accounts[1].Password != "pw" || e.SignKey != "k" || e.Accounts[0].Password != "" || c.Accounts[1].Password != "" {
 		t.Fatalf("env not applied or original changed: %+v / %+v", e, c)

@@ -68,8 +68,8 @@ type runner struct {
 var _ supervisor.Runner = (*runner)(nil)
 
 // NewRunners returns one supervisor runner per configured account.
-// Secrets missing from cfg are read from QUNSHAO_QQ_PASSWORD_<uin> and
-// QUNSHAO_QQ_SIGN_KEY. QR codes are printed to qr (nil: not printed; they
+// Secrets missing from cfg are read from QUNSHAO_BOTS_QQ_PASSWORD_<uin> and
+// QUNSHAO_BOTS_QQ_SIGN_KEY. QR codes are printed to qr (nil: not printed; they
 // are still in each account's status as LoginURL).
 //
 // With a sign server configured, NewRunners points MiraiGo's process-wide

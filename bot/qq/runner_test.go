@@ -404,10 +404,10 @@ func TestSecretsNeverLoggedOrShown(t *testing.T) {
 
 func TestNewRunnersWantsPasswordFromEnv(t *testing.T) {
 	cfg := Config{Accounts: []Account{{Uin: 42, Login: LoginPassword, Protocol: ProtocolIPad, DataDir: t.TempDir()}}}
-	if _, err := NewRunners(cfg, nil, nil); err == nil || !strings.Contains(err.Error(), "accounts[0].password") || !strings.Contains(err.Error(), "QUNSHAO_QQ_PASSWORD_42") {
+	if _, err := NewRunners(cfg, nil, nil); err == nil || !strings.Contains(err.Error(), "accounts[0].password") || !strings.Contains(err.Error(), "QUNSHAO_BOTS_QQ_PASSWORD_42") {
 		t.Fatalf("err %v", err)
 	}
-	t.Setenv("QUNSHAO_QQ_PASSWORD_42", "from-env")
+	t.Setenv("QUNSHAO_BOTS_QQ_PASSWORD_42", "from-env")
 	rs, err := NewRunners(cfg, nil, nil)
 	if err != nil || len(rs) != 1 || rs[0].Name() != "qq:42" {
 		t.Fatalf("%v %v", rs, err)

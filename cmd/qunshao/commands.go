@@ -70,9 +70,14 @@ were accepted are stored and analysed before serve exits.`,
 			}
 			a.log.Info("qunshao serving", "version", version, "storage", st.Driver(),
 				"dsn", storage.RedactDSN(a.cfg.Storage.DSN), "rules", d.Engine().Version, "model", modelVersion(d))
-			a.log.Warn("no chat sources are configured yet; the pipeline is ready and waiting")
+			stopBots, err := a.startBots(ctx, st, p)
+			if err != nil {
+				_ = p.Close(context.Background())
+				return err
+			}
 			<-ctx.Done()
-			a.log.Info("shutting down: storing and analysing accepted events")
+			a.log.Info("shutting down: stopping bots, storing and analysing accepted events")
+			stopBots()
 			closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if err := p.Close(closeCtx); err != nil {

@@ -163,6 +163,7 @@ func (s *syncBuffer) String() string {
 func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "serve.db")
 	t.Setenv("QUNSHAO_STORAGE_DSN", db)
+	t.Setenv("QUNSHAO_BOTS_ONEBOT_REVERSE_WS_LISTEN", freePort(t))
 	var out, errs syncBuffer
 	done := make(chan int)
 	go func() { done <- run([]string{"serve"}, &out, &errs) }()
