@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qunshao/qunshao/alert"
 	"github.com/qunshao/qunshao/bot/onebot"
 	"github.com/qunshao/qunshao/bot/qq"
 	"github.com/qunshao/qunshao/bot/supervisor"
@@ -47,6 +48,7 @@ type Config struct {
 	Storage storage.Config `yaml:"storage"`
 	Detect  detect.Config  `yaml:"detect"`
 	Bots    Bots           `yaml:"bots"`
+	Alerts  alert.Config   `yaml:"alerts"`
 }
 
 // Bots configures the bot accounts `qunshao serve` runs and how the
@@ -206,6 +208,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("bots.%w", e))
 		}
 	}
+	if err := c.Alerts.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("alerts.%w", e))
+		}
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -266,6 +273,24 @@ func applyEnv(c *Config, env []string) error {
 		if v, ok := vars[name]; ok && a.Password == "" {
 			a.Password = v
 		}
+	}
+	// Alert receivers' secrets may be written as ${NAME} in the file.
+	all := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			all[k] = v
+		}
+	}
+	used, err := c.Alerts.ExpandSecrets(all)
+	if err != nil {
+		var msgs []string
+		for _, e := range unjoin(err) {
+			msgs = append(msgs, "alerts."+e.Error())
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	for _, u := range used {
+		known[u] = true
 	}
 	for k := range vars {
 		if strings.HasPrefix(k, qq.EnvPasswordPrefix) && !known[k] {
@@ -352,7 +377,7 @@ func setValue(f reflect.Value, s string) error {
 // secretKeys are the keys whose values `config show` never prints,
 // wherever they appear (tokens, webhook secrets, passwords).
 var secretKeys = map[string]bool{"access_token": true, "secret": true, "password": true, "sign_key": true,
-	"token": true, "api_key": true}
+	"token": true, "api_key": true, "key": true, "webhook_url": true}
 
 // YAML renders the configuration as YAML, with the database password and
 // every secret masked.

@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/qunshao/qunshao/alert"
 	"github.com/qunshao/qunshao/bot"
 	"github.com/qunshao/qunshao/bot/scenario"
 	"github.com/qunshao/qunshao/detect"
@@ -43,8 +44,12 @@ type Options struct {
 	Storage storage.Config
 	// Detector judges the messages; nil stores evidence only.
 	Detector *detect.Detector
-	Out      io.Writer
-	Log      *slog.Logger
+	// Alerts, if set (and a detector is given), runs the alert engine with
+	// this configuration's templates and inhibition rules, its only
+	// receiver a terminal printing on Out as alerts fire.
+	Alerts *alert.Config
+	Out    io.Writer
+	Log    *slog.Logger
 }
 
 // Summary is what a run stored, for tests and callers.
@@ -57,6 +62,8 @@ type Summary struct {
 	// found running a campaign.
 	Flagged   int
 	Malicious []string
+	// Alerts raised and notifications printed by the alert engine.
+	Alerts, Notifications int
 }
 
 // Run replays the bundled logs and prints a report to opts.Out.
@@ -95,9 +102,19 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	fmt.Fprintf(out, "qunshao demo: replaying %d bundled group logs (%d events) into %s\n\n", len(scenarios), len(events), opts.DBPath)
 
 	sum := &Summary{Events: len(events)}
-	p, err := newSink(st, opts.Detector, opts.Log)
+	var alerts *demoAlerts
+	if opts.Alerts != nil && opts.Detector != nil {
+		if alerts, err = startAlerts(ctx, st, *opts.Alerts, out, opts.Log); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "Alerts are printed below as they fire (terminal receiver, grouped per group and campaign):\n")
+	}
+	p, err := newSink(st, opts.Detector, opts.Log, alerts.onVerdict)
 	if err != nil {
 		return nil, err
+	}
+	if pl, ok := p.(*pipeline.Pipeline); ok && alerts != nil {
+		alerts.tracker.Store(pl.Tracker())
 	}
 	results, err := submitAll(ctx, p, events)
 	if err != nil {
@@ -123,6 +140,15 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	if err := p.Close(ctx); err != nil {
 		return nil, err
+	}
+	if alerts != nil {
+		stats, err := alerts.finish(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sum.Alerts, sum.Notifications = int(stats.AlertsCreated), int(stats.Notifications)
+		fmt.Fprintf(out, "\n%d alerts raised, %d notifications (one per group and campaign, not one per message; low-severity alerts\nare kept in the history without a notification, coordination is muted while its task or extortion fires); see them with\n  QUNSHAO_STORAGE_DSN=%s qunshao alerts list\n\n",
+			sum.Alerts, sum.Notifications, opts.DBPath)
 	}
 	var tracker *detect.Tracker
 	if pl, ok := p.(*pipeline.Pipeline); ok {
@@ -173,11 +199,11 @@ type sink interface {
 	Close(context.Context) error
 }
 
-func newSink(st *storage.Store, d *detect.Detector, log *slog.Logger) (sink, error) {
+func newSink(st *storage.Store, d *detect.Detector, log *slog.Logger, onVerdict func(*storage.Detection, *detect.Verdict)) (sink, error) {
 	if d == nil {
 		return st.NewWriter(storage.WriterOptions{})
 	}
-	return pipeline.New(st, d, pipeline.Options{Log: log})
+	return pipeline.New(st, d, pipeline.Options{Log: log, OnVerdict: onVerdict})
 }
 
 func submitAll(ctx context.Context, w sink, events []*bot.Event) ([]storage.Result, error) {

@@ -61,6 +61,8 @@ var migrations = []migration{
 	{5, "bot account status", func(tx *gorm.DB, driver string) error {
 		return createTables(tx, driver, &v5BotStatus{})
 	}},
+	{6, "imported files", migrateImports},
+	{7, "alerts, silences, notification log and outbox", migrateAlerts},
 }
 
 // LatestVersion is the schema version this binary writes.

@@ -59,10 +59,15 @@ were accepted are stored and analysed before serve exits.`,
 			if err != nil {
 				return err
 			}
-			p, err := pipeline.New(st, d, pipeline.Options{Log: a.log})
+			alerts, err := a.newAlertRun(ctx, st)
 			if err != nil {
 				return err
 			}
+			p, err := pipeline.New(st, d, pipeline.Options{Log: a.log, OnVerdict: alerts.onVerdict()})
+			if err != nil {
+				return err
+			}
+			alerts.start(ctx, p)
 			if dir := a.cfg.Detect.RulesDir; dir != "" {
 				w := &rules.Watcher{Dir: dir, Interval: a.cfg.Detect.RulesReload, Apply: d.SetEngine, Log: a.log}
 				_, _ = w.Reload() // remember the fingerprint of what Build loaded
@@ -83,6 +88,7 @@ were accepted are stored and analysed before serve exits.`,
 			if err := p.Close(closeCtx); err != nil {
 				return err
 			}
+			alerts.wait()
 			ws, ps := p.Writer().Stats(), p.Stats()
 			a.log.Info("stopped", "stored", ws.Stored, "duplicates", ws.Duplicates, "failed", ws.Failed,
 				"analysed", ps.Analysed, "flagged", ps.Malicious)
@@ -121,7 +127,7 @@ touched.`,
 			if err != nil {
 				return err
 			}
-			sum, err := demo.Run(cmd.Context(), demo.Options{DBPath: db, Storage: a.cfg.Storage, Detector: d, Out: a.stdout, Log: log})
+			sum, err := demo.Run(cmd.Context(), demo.Options{DBPath: db, Storage: a.cfg.Storage, Detector: d, Alerts: &a.cfg.Alerts, Out: a.stdout, Log: log})
 			if err != nil {
 				return err
 			}

@@ -94,7 +94,7 @@ Start with "qunshao demo": it needs no accounts and no database server.`,
 	})
 	root.AddCommand(a.serveCommand(), a.demoCommand(), a.dbCommand(), a.configCommand(), a.versionCommand(),
 		a.scanCommand(), a.replayCommand(), a.evalCommand(), a.rulesCommand(), a.modelCommand(), a.benchCommand(),
-		a.detectionsCommand(), a.feedbackCommand(), a.botsCommand())
+		a.detectionsCommand(), a.feedbackCommand(), a.botsCommand(), a.importCommand(), a.alertsCommand())
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(a, c.Args)
 	}
