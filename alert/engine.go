@@ -66,8 +66,9 @@ type Options struct {
 	Clock     Clock
 	Log       *slog.Logger
 	// Suppress keeps a detection from alerting when it returns true (an
-	// import run with --no-alert).
-	Suppress func(ctx context.Context, d *storage.Detection) bool
+	// import run with --no-alert: rec.SourceFile names the imported file).
+	// rec is the detection's evidence record, nil if it was not found.
+	Suppress func(ctx context.Context, d *storage.Detection, rec *storage.Record) bool
 	// Organizers, if set, adds the correlation's organisers of a flagged
 	// group (pipeline.Tracker().Organizers).
 	Organizers func(group string) []detect.Organizer
@@ -363,10 +364,23 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-e.wake:
+			// Let the pipeline's next detections arrive too: one engine
+			// transaction per window instead of one per detection batch
+			// keeps the database (SQLite has one writer) free for the
+			// evidence.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-e.clock.After(coalesce):
+			}
 		case <-e.clock.After(wait):
 		}
 	}
 }
+
+// coalesce is how long the engine waits after being woken before it
+// reads the new detections.
+const coalesce = 50 * time.Millisecond
 
 // nextWake is how long the engine may sleep: until the next group flush
 // or resolve timeout, at most the poll interval.
@@ -448,30 +462,43 @@ func (e *Engine) apply(ctx context.Context, ds []storage.Detection) error {
 // with the cursor; only then are they published.
 func (e *Engine) applyOnce(ctx context.Context, ds []storage.Detection) error {
 	now := e.clock.Now()
-	var relevant []int
+	var malicious []int
 	var keys []storage.RecordKey
-	groupSet := map[string]bool{}
 	for i := range ds {
-		d := &ds[i]
-		if !detect.Malicious(d.Label) {
-			continue
+		if d := &ds[i]; detect.Malicious(d.Label) {
+			malicious = append(malicious, i)
+			keys = append(keys, storage.RecordKey{GroupKey: d.GroupKey, ChainSeq: d.ChainSeq})
 		}
-		if e.opts.Suppress != nil && e.opts.Suppress(ctx, d) {
-			e.suppressed.Add(1)
-			continue
-		}
-		relevant = append(relevant, i)
-		keys = append(keys, storage.RecordKey{GroupKey: d.GroupKey, ChainSeq: d.ChainSeq})
-		groupSet[d.GroupKey] = true
 	}
 	var recs map[storage.RecordKey]storage.Record
-	var groups map[string]storage.ChatGroup
-	staff := map[string][]notify.Person{}
-	if len(relevant) > 0 {
+	if len(keys) > 0 {
 		var err error
 		if recs, err = e.st.RecordsAt(ctx, keys); err != nil {
 			return err
 		}
+	}
+	var relevant []int
+	groupSet := map[string]bool{}
+	suppressed := 0
+	for _, i := range malicious {
+		d := &ds[i]
+		if e.opts.Suppress != nil {
+			var rec *storage.Record
+			if r, ok := recs[storage.RecordKey{GroupKey: d.GroupKey, ChainSeq: d.ChainSeq}]; ok {
+				rec = &r
+			}
+			if e.opts.Suppress(ctx, d, rec) {
+				suppressed++
+				continue
+			}
+		}
+		relevant = append(relevant, i)
+		groupSet[d.GroupKey] = true
+	}
+	var groups map[string]storage.ChatGroup
+	staff := map[string][]notify.Person{}
+	if len(relevant) > 0 {
+		var err error
 		gl := make([]string, 0, len(groupSet))
 		for g := range groupSet {
 			gl = append(gl, g)
@@ -573,6 +600,7 @@ func (e *Engine) applyOnce(ctx context.Context, ds []storage.Detection) error {
 	}
 	e.cursor = batch.CursorValue
 	e.detections.Add(int64(len(ds)))
+	e.suppressed.Add(int64(suppressed))
 	e.created.Add(int64(created))
 	for _, la := range changed {
 		e.publish(la)

@@ -19,7 +19,12 @@ func dur(d time.Duration) *time.Duration { return &d }
 // which knows the organisers with their roles at the time, the staff now,
 // the target shop, links and marked excerpts.
 func TestAlertsAggregateACampaign(t *testing.T) {
-	h := newHarness(t, testConfig())
+	storagetest.ForEach(t, func(t *testing.T, b storagetest.Backend) {
+		testAlertsAggregateACampaign(t, newHarnessOn(t, storagetest.Open(t, b.Config(t)), testConfig()))
+	})
+}
+
+func testAlertsAggregateACampaign(t *testing.T, h *harness) {
 	h.event(roster("100", t0.Add(-time.Hour),
 		bot.Member{ID: "1", Nick: "老王", Role: bot.RoleOwner},
 		bot.Member{ID: "2", Nick: "小李", Role: bot.RoleMember},
@@ -141,9 +146,14 @@ func TestGroupingTiming(t *testing.T) {
 
 // An acknowledged alert is not repeated; resolving it tells the receiver.
 func TestAckAndResolve(t *testing.T) {
-	cfg := testConfig()
-	cfg.Route.RepeatInterval = time.Hour
-	h := newHarness(t, cfg)
+	storagetest.ForEach(t, func(t *testing.T, b storagetest.Backend) {
+		cfg := testConfig()
+		cfg.Route.RepeatInterval = time.Hour
+		testAckAndResolve(t, newHarnessOn(t, storagetest.Open(t, b.Config(t)), cfg))
+	})
+}
+
+func testAckAndResolve(t *testing.T, h *harness) {
 	seen := 0
 	h.detect(det{sender: "1", label: "extortion", text: "不给钱就继续"})
 	h.advance(5 * time.Second)
@@ -396,7 +406,9 @@ func TestCursor(t *testing.T) {
 // Suppressed detections (imports with --no-alert) raise nothing.
 func TestSuppress(t *testing.T) {
 	h := newHarness(t, testConfig(), func(o *alert.Options) {
-		o.Suppress = func(_ context.Context, d *storage.Detection) bool { return d.GroupKey == "qq:100" }
+		o.Suppress = func(_ context.Context, d *storage.Detection, rec *storage.Record) bool {
+			return rec != nil && rec.GroupKey == "qq:100" && rec.MsgID == d.MsgID
+		}
 	})
 	h.detect(det{sender: "1", label: "attack_task", text: "拍"})
 	h.detect(det{group: "200", sender: "1", label: "attack_task", text: "拍"})
@@ -407,5 +419,38 @@ func TestSuppress(t *testing.T) {
 	}
 	if s := h.eng.Stats(); s.Suppressed != 1 || s.AlertsCreated != 1 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// An operator resolves an alert just before the engine adds a detection
+// to it: the engine's update is refused, it reloads, and the detection
+// starts the next episode; the resolution is still notified.
+func TestOperatorResolveRacesEngine(t *testing.T) {
+	h := newHarness(t, testConfig())
+	seen := 0
+	h.detect(det{sender: "1", label: "attack_task", text: "拍"})
+	h.advance(5 * time.Second)
+	first := h.expectNew(&seen, 1, "fires")[0].Alerts[0].ID
+	if err := h.st.ResolveAlert(context.Background(), first, "op", h.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h.detect(det{sender: "1", label: "attack_task", text: "继续拍"})
+	if _, err := h.eng.Process(context.Background()); err != nil { // before any Tick has seen the resolution
+		t.Fatal(err)
+	}
+	as := mustAlerts(t, h.st, storage.AlertFilter{})
+	if len(as) != 2 || as[0].Episode != 2 || as[0].DetectionCount != 1 || as[1].ID != first || as[1].Status != storage.AlertResolved || as[1].DetectionCount != 1 {
+		t.Fatalf("alerts %+v", as)
+	}
+	h.advance(2 * time.Minute)
+	got := h.expectNew(&seen, 1, "the resolution and the new episode, one group")
+	st := map[int64]string{}
+	for _, n := range got {
+		for _, a := range n.Alerts {
+			st[a.ID] = a.Status
+		}
+	}
+	if st[first] != "resolved" || st[as[0].ID] != "firing" {
+		t.Fatalf("notified %v", st)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // csvRecord is one CSV row: its fields (decoded to UTF-8), the row's bytes
@@ -250,6 +251,61 @@ func field(fields [][]byte, i int) string {
 		return ""
 	}
 	return string(fields[i])
+}
+
+// strs turns byte fields into strings with one allocation for all.
+func strs(parts ...[]byte) []string {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, p := range parts {
+		b.Write(p)
+	}
+	all := b.String()
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i], all = all[:len(p)], all[len(p):]
+	}
+	return out
+}
+
+// atoi reads a decimal integer field (surrounding spaces allowed).
+func atoi(b []byte) (int64, bool) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	neg := false
+	if b[0] == '-' {
+		neg, b = true, b[1:]
+		if len(b) == 0 {
+			return 0, false
+		}
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+// timeField reads a time field: Unix seconds fast, anything else through
+// parseTimeValue.
+func timeField(b []byte) (time.Time, bool) {
+	if n, ok := atoi(b); ok && n > 0 && n < 1e11 {
+		t := time.Unix(n, 0).In(cst)
+		return t, t.Year() >= 1990
+	}
+	return parseTimeValue(string(b))
 }
 
 // csvHeaderLine reads the first line of head (decoded) as a CSV header,

@@ -3,7 +3,9 @@ package importer
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/qunshao/qunshao/bot"
 )
@@ -15,6 +17,17 @@ import (
 // the right line, and that memory per record stays within the limit.
 
 func fuzzParse(t *testing.T, f Format, b []byte) {
+	// A parser that hangs fails the input (fuzzing has no timeout of its
+	// own per input).
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			panic(fmt.Sprintf("%s: parse of %q did not finish", f.Name(), b))
+		}
+	}()
 	encs := []Encoding{UTF8, GB18030, UTF16LE}
 	if f.Unit() == UnitByte {
 		encs = encs[:1]

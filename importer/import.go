@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -271,7 +272,8 @@ func (im *Importer) identify(head []byte) (Format, Encoding, error) {
 		// A forced encoding overrides the guess, not the refusal of
 		// archives, databases and empty files (NUL bytes are normal in
 		// UTF-16).
-		if errors.Is(err, ErrArchive) || errors.Is(err, ErrEmpty) || (errors.Is(err, ErrBinary) && im.opts.Encoding != UTF16LE) {
+		if errors.Is(err, ErrArchive) || errors.Is(err, ErrEmpty) || bytes.HasPrefix(head, []byte("SQLite format 3\x00")) ||
+			(errors.Is(err, ErrBinary) && im.opts.Encoding != UTF16LE) {
 			return nil, "", err
 		}
 		enc, err = im.opts.Encoding, nil

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -65,23 +64,31 @@ func (liuhenCSV) Parse(ctx context.Context, in *Input, out Output) error {
 			groupID = nameID(groupName)
 		}
 		return func(b *built, raw []byte, f [][]byte) {
-			typ, err1 := strconv.ParseInt(trimmed(f[cType]), 10, 64)
-			sub, err2 := strconv.ParseInt(orZero(trimmed(f[cSub])), 10, 64)
-			if err1 != nil || err2 != nil {
+			typ, ok1 := atoi(f[cType])
+			sub, ok2 := atoi(f[cSub])
+			if len(bytes.TrimSpace(f[cSub])) == 0 {
+				sub, ok2 = 0, true
+			}
+			if !ok1 || !ok2 {
 				b.fail("bad message type", quote([]byte(field(f, cType)+","+field(f, cSub))))
 				return
 			}
-			t, ok := parseTimeValue(field(f, cCreate))
-			if !ok {
-				t, ok = parseTimeValue(field(f, cStrTime))
+			t, ok := timeField(f[cCreate])
+			if !ok && cStrTime >= 0 {
+				t, ok = timeField(f[cStrTime])
 			}
 			if !ok {
 				b.fail("missing or bad time", quote(f[cCreate]))
 				return
 			}
-			self := trimmed(f[cIsSender]) == "1"
-			c := wechatContent(typ, sub, field(f, cContent))
-			sender := wechatSender(trimmed(f[cSender]), field(f, cNick), self)
+			self := bytes.Equal(bytes.TrimSpace(f[cIsSender]), []byte("1"))
+			var nick []byte
+			if cNick >= 0 {
+				nick = f[cNick]
+			}
+			s := strs(f[cContent], bytes.TrimSpace(f[cSender]), nick)
+			c := wechatContent(typ, sub, s[0])
+			sender := wechatSender(s[1], s[2], self)
 			wechatEvent(b, groupID, groupName, t, sender, self, c, "", raw)
 		}, nil
 	}, nil))

@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -73,7 +74,17 @@ func (pywxdumpCSV) Parse(ctx context.Context, in *Input, out Output) error {
 			return nil, fmt.Errorf("CSV header lacks msg")
 		}
 		return func(b *built, raw []byte, f [][]byte) {
-			room := field(f, cRoom)
+			var roomB []byte
+			if cRoom >= 0 {
+				roomB = bytes.TrimSpace(f[cRoom])
+			}
+			t, ok := timeField(f[cTime])
+			if !ok {
+				b.fail("missing or bad time", quote(f[cTime]))
+				return
+			}
+			s := strs(roomB, f[cMsg], bytes.TrimSpace(f[cTalker]), bytes.TrimSpace(f[cType]))
+			room, msg, talker, typeName := s[0], s[1], s[2], s[3]
 			groupID := in.GroupID
 			if groupID == "" {
 				if !strings.HasSuffix(room, "@chatroom") {
@@ -82,16 +93,8 @@ func (pywxdumpCSV) Parse(ctx context.Context, in *Input, out Output) error {
 				}
 				groupID = room
 			}
-			t, ok := parseTimeValue(field(f, cTime))
-			if !ok {
-				b.fail("missing or bad time", quote(f[cTime]))
-				return
-			}
-			typeName := trimmed(f[cType])
-			msg := field(f, cMsg)
 			c := pywxContent(typeName, msg)
-			self := cSelf >= 0 && trimmed(f[cSelf]) == "1"
-			talker := trimmed(f[cTalker])
+			self := cSelf >= 0 && bytes.Equal(bytes.TrimSpace(f[cSelf]), []byte("1"))
 			var sender bot.Member
 			switch talker {
 			case "我":

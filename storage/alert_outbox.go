@@ -25,7 +25,7 @@ func (s *Store) EnqueueNotifications(ctx context.Context, entries []OutboxEntry,
 			}
 		}
 		if len(entries) > 0 {
-			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(entries, 100).Error; err != nil {
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(entries, s.rowsPerStatement(14)).Error; err != nil {
 				return fmt.Errorf("queue notifications: %w", err)
 			}
 		}
@@ -33,7 +33,7 @@ func (s *Store) EnqueueNotifications(ctx context.Context, entries []OutboxEntry,
 			err := tx.Clauses(clause.OnConflict{
 				Columns:   []clause.Column{{Name: "receiver"}, {Name: "group_hash"}},
 				DoUpdates: clause.AssignmentColumns([]string{"group_key", "firing", "resolved", "sent_us"}),
-			}).CreateInBatches(logs, 200).Error
+			}).CreateInBatches(logs, s.rowsPerStatement(6)).Error
 			if err != nil {
 				return fmt.Errorf("record notification log: %w", err)
 			}

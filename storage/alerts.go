@@ -269,7 +269,8 @@ var (
 	ErrNoSilence = errors.New("no such silence")
 )
 
-// DetectionsAfter returns detections with an id above after, in id order.
+// DetectionsAfter returns detections with an id above after, in id order,
+// without the classifier's explanation and the versions.
 func (s *Store) DetectionsAfter(ctx context.Context, after int64, limit int) ([]Detection, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
@@ -277,7 +278,9 @@ func (s *Store) DetectionsAfter(ctx context.Context, after int64, limit int) ([]
 		limit = 500
 	}
 	var out []Detection
-	if err := s.db.WithContext(ctx).Where("id > ?", after).Order("id").Limit(limit).Find(&out).Error; err != nil {
+	// Not the classifier's explanation: alerts do not show it.
+	if err := s.db.WithContext(ctx).Select("id, group_key, chain_seq, msg_id, sender_id, sender_role, occurred_us, label, score, severity, rules, entities, risk, detected_us").
+		Where("id > ?", after).Order("id").Limit(limit).Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("read detections after %d: %w", after, err)
 	}
 	return out, nil
@@ -307,7 +310,7 @@ func (s *Store) RecordsAt(ctx context.Context, keys []RecordKey) (map[RecordKey]
 	defer cancel()
 	out := make(map[RecordKey]Record, len(keys))
 	for len(keys) > 0 {
-		n := min(len(keys), 500)
+		n := min(len(keys), s.rowsPerStatement(2))
 		pairs := make([][]any, n)
 		for i, k := range keys[:n] {
 			pairs[i] = []any{k.GroupKey, k.ChainSeq}
@@ -337,7 +340,7 @@ func (s *Store) StaffOfGroups(ctx context.Context, groups []string, t time.Time)
 	defer cancel()
 	out := make(map[string][]Staff, len(groups))
 	for len(groups) > 0 {
-		n := min(len(groups), 500)
+		n := min(len(groups), s.rowsPerStatement(1))
 		var rows []MemberState
 		err := s.db.WithContext(ctx).Where("group_key IN ? AND at_us <= ?", groups[:n], t.UnixMicro()).
 			Order("group_key, account_id, at_us, id").Find(&rows).Error
@@ -433,7 +436,7 @@ func (s *Store) SaveAlerts(ctx context.Context, b AlertBatch) error {
 	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if len(inserted) > 0 {
-			if err := tx.CreateInBatches(inserted, 100).Error; err != nil {
+			if err := tx.CreateInBatches(inserted, s.rowsPerStatement(alertColumns)).Error; err != nil {
 				return fmt.Errorf("%w: insert alerts: %v", ErrAlertConflict, err)
 			}
 		}
@@ -471,7 +474,7 @@ func (s *Store) SaveAlerts(ctx context.Context, b AlertBatch) error {
 				}
 			}
 			err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}},
-				DoUpdates: clause.AssignmentColumns(engineColumns)}).CreateInBatches(update, 100).Error
+				DoUpdates: clause.AssignmentColumns(engineColumns)}).CreateInBatches(update, s.rowsPerStatement(alertColumns)).Error
 			if err != nil {
 				return fmt.Errorf("update alerts: %w", err)
 			}
@@ -481,7 +484,7 @@ func (s *Store) SaveAlerts(ctx context.Context, b AlertBatch) error {
 			for _, l := range b.Links {
 				links = append(links, AlertDetection{DetectionID: l.DetectionID, AlertID: l.Alert.ID})
 			}
-			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(links, 200).Error; err != nil {
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(links, s.rowsPerStatement(2)).Error; err != nil {
 				return fmt.Errorf("link detections: %w", err)
 			}
 		}
@@ -511,7 +514,7 @@ func (s *Store) MaxAlertEpisodes(ctx context.Context, fingerprints []string) (ma
 	defer cancel()
 	out := map[string]int{}
 	for len(fingerprints) > 0 {
-		n := min(len(fingerprints), 500)
+		n := min(len(fingerprints), s.rowsPerStatement(1))
 		var rows []struct {
 			Fingerprint string
 			Episode     int
@@ -727,6 +730,20 @@ func (s *Store) ExpireSilence(ctx context.Context, id int64, now time.Time) erro
 		return fmt.Errorf("expire silence %d: %w", id, err)
 	}
 	return nil
+}
+
+// alertColumns is the number of columns of an alerts row.
+const alertColumns = 25
+
+// rowsPerStatement sizes multi-row statements: the pure-Go SQLite driver
+// binds parameters in quadratic time (see the writer), so SQLite gets
+// about 100 parameters per statement, the servers 2000.
+func (s *Store) rowsPerStatement(columns int) int {
+	limit := 2000
+	if s.driver == SQLite {
+		limit = 100
+	}
+	return max(1, limit/columns)
 }
 
 // MaxDetectionID is the id of the latest detection (0: none).

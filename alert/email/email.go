@@ -131,7 +131,7 @@ func (r *Receiver) Notify(ctx context.Context, n *notify.Notification) error {
 			return nil
 		}
 	}
-	text, err := r.deps.Templates.Text(n)
+	title, text, err := r.deps.Templates.TitleText(n)
 	if err != nil {
 		return notify.Permanent(err)
 	}
@@ -146,7 +146,7 @@ func (r *Receiver) Notify(ctx context.Context, n *notify.Notification) error {
 	if err := m.To(r.cfg.To...); err != nil {
 		return notify.Permanent(fmt.Errorf("email: to: %w", err))
 	}
-	m.Subject(r.deps.Templates.Title(n))
+	m.Subject(title)
 	m.SetMessageIDWithValue(n.ID + "@qunshao")
 	m.SetDateWithValue(r.deps.Clock())
 	m.SetGenHeader("X-Qunshao-Delivery", n.ID)

@@ -29,6 +29,9 @@ var linkish = regexp.MustCompile(`(?i)(?:[a-z][a-z0-9+.-]*://)?(?:[a-z0-9](?:[a-
 // can still tell exactly what was posted: https://m.tb.cn/x becomes
 // hxxps://m[.]tb[.]cn/x.
 func Defang(s string) string {
+	if strings.IndexByte(s, '.') < 0 {
+		return s // no domain without a dot
+	}
 	return linkish.ReplaceAllStringFunc(s, func(m string) string {
 		scheme, rest, ok := strings.Cut(m, "://")
 		if !ok {
@@ -55,6 +58,9 @@ func Defang(s string) string {
 // overrides, zero-width characters) become visible \u escapes, line breaks
 // become ⏎, invalid UTF-8 becomes U+FFFD.
 func Sanitize(s string) string {
+	if plain(s) {
+		return s
+	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	var b strings.Builder
 	for _, r := range s {
@@ -71,6 +77,21 @@ func Sanitize(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// plain reports whether s is valid UTF-8 without anything Sanitize changes.
+func plain(s string) bool {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
+				return false
+			}
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029')) {
+			return false
+		}
+	}
+	return true
 }
 
 // mdFullWidth maps the ASCII characters that mean something in any of the

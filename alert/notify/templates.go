@@ -125,16 +125,43 @@ func fmtTime(t time.Time) string {
 }
 
 func (t *Templates) render(name string, n *Notification, f Flavour) (string, error) {
+	return t.exec(name, Escaped(n, f))
+}
+
+// exec runs a text template on an already escaped notification.
+func (t *Templates) exec(name string, escaped *Notification) (string, error) {
 	var b bytes.Buffer
-	if err := t.text.ExecuteTemplate(&b, name, Escaped(n, f)); err != nil {
+	if err := t.text.ExecuteTemplate(&b, name, escaped); err != nil {
 		return "", fmt.Errorf("template %s: %w", name, err)
 	}
 	return b.String(), nil
 }
 
+// TitleText renders the plain-text title and body, escaping once.
+func (t *Templates) TitleText(n *Notification) (title, text string, err error) {
+	e := Escaped(n, Text)
+	title, err = t.exec(TitleTemplate, e)
+	if err != nil {
+		title = "【群哨告警】（标题模板出错）"
+	}
+	title = strings.TrimSpace(strings.ReplaceAll(title, "\n", " "))
+	text, err = t.exec(TextTemplate, e)
+	return title, text, err
+}
+
 // Title renders the one-line title as plain text.
 func (t *Templates) Title(n *Notification) string {
 	s, err := t.render(TitleTemplate, n, Text)
+	if err != nil {
+		return "【群哨告警】（标题模板出错）"
+	}
+	return strings.TrimSpace(strings.ReplaceAll(s, "\n", " "))
+}
+
+// TitleMarkdown renders the title with chat text escaped for markdown
+// (Slack's fallback text, where <!channel> would otherwise mention).
+func (t *Templates) TitleMarkdown(n *Notification) string {
+	s, err := t.render(TitleTemplate, n, Markdown)
 	if err != nil {
 		return "【群哨告警】（标题模板出错）"
 	}

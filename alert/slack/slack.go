@@ -85,7 +85,7 @@ func (r *Receiver) Notify(ctx context.Context, n *notify.Notification) error {
 	if err != nil {
 		return notify.Permanent(err)
 	}
-	m := Message{Text: r.deps.Templates.Title(n)}
+	m := Message{Text: r.deps.Templates.TitleMarkdown(n)}
 	for _, chunk := range Chunks(text, MaxSectionChars) {
 		if len(m.Blocks) == MaxBlocks {
 			break

@@ -110,6 +110,7 @@ func TestSendsBlocks(t *testing.T) {
 	if !strings.Contains(m.Text, "攻击任务") {
 		t.Errorf("fallback text %q", m.Text)
 	}
+	receivertest.NoInjection(t, "fallback text", m.Text)
 }
 
 func TestBigMessagesAreSplit(t *testing.T) {

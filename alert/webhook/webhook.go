@@ -110,12 +110,12 @@ func (r *Receiver) Notify(ctx context.Context, n *notify.Notification) error {
 			return nil
 		}
 	}
-	text, err := r.deps.Templates.Text(n)
+	title, text, err := r.deps.Templates.TitleText(n)
 	if err != nil {
 		return notify.Permanent(err)
 	}
 	b := Body{Version: "1", ID: n.ID, Receiver: n.Receiver, Status: n.Status, GroupKey: n.GroupKey,
-		GroupLabels: n.GroupLabels, Title: r.deps.Templates.Title(n), Text: text, Alerts: n.Alerts,
+		GroupLabels: n.GroupLabels, Title: title, Text: text, Alerts: n.Alerts,
 		ConsoleURL: n.ConsoleURL, Test: n.Test, CreatedAt: n.CreatedAt}
 	if r.cfg.MaxAlerts > 0 && len(b.Alerts) > r.cfg.MaxAlerts {
 		b.TruncatedAlerts = len(b.Alerts) - r.cfg.MaxAlerts
