@@ -49,10 +49,13 @@ const CursorName = "alert_engine.detections"
 
 const (
 	batchSize = 500
-	// gapWait is how long a hole in the detection ids is waited for: on
+	// gapWait is how long a hole in the detection ids is looked after: on
 	// PostgreSQL and MySQL a transaction that took a lower id can commit
-	// after a higher one.
-	gapWait = 5 * time.Second
+	// after a higher one (the pipeline's workers insert concurrently). A
+	// hole still empty after this is taken as a rolled-back insert.
+	gapWait = 30 * time.Second
+	// maxGaps bounds the holes remembered (a sequence that jumped).
+	maxGaps = 5000
 )
 
 // Options configure an Engine.
@@ -153,9 +156,12 @@ type Engine struct {
 	sender       *Sender
 	wake         chan struct{}
 
-	mu            sync.Mutex
-	cursor        int64
-	gapSince      map[int64]time.Time
+	mu sync.Mutex
+	// Detections up to low are done (the durable cursor); those above it
+	// up to high are done except the ids in gaps, which had not committed
+	// when the engine read past them.
+	low, high     int64
+	gaps          map[int64]time.Time
 	live          map[int64]*liveAlert
 	byGroup       map[string][]int64 // category|group → firing alert ids
 	operatorSince int64
@@ -199,7 +205,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, opts: opts, st: opts.Store, clock: opts.Clock, log: opts.Log, root: root, ivals: ivals,
-		wake: make(chan struct{}, 1), gapSince: map[int64]time.Time{}, live: map[int64]*liveAlert{},
+		wake: make(chan struct{}, 1), gaps: map[int64]time.Time{}, live: map[int64]*liveAlert{},
 		byGroup: map[string][]int64{}, operatorSeen: map[int64]int64{}, groups: map[string]*aggGroup{},
 		member: map[int64]map[string]bool{}, nflog: map[string]*nflogEntry{}, staff: map[string]staffEntry{}}
 	for _, r := range cfg.InhibitRules {
@@ -255,7 +261,7 @@ func (e *Engine) load(ctx context.Context) error {
 			return err
 		}
 	}
-	e.cursor = cur
+	e.low, e.high = cur, cur
 	if e.operatorSince, err = e.st.MaxAlertOperatorUS(ctx); err != nil {
 		return err
 	}
@@ -353,11 +359,17 @@ func (e *Engine) Run(ctx context.Context) error {
 	}()
 	defer func() { <-done }()
 	for {
-		if _, err := e.Process(ctx); err != nil && ctx.Err() == nil {
+		// One batch, then the flush: alerts a batch raised go out before
+		// the engine reads on when it is behind.
+		more, err := e.processBatch(ctx)
+		if err != nil && ctx.Err() == nil {
 			e.log.Error("alert engine: reading detections", "err", err)
 		}
 		if err := e.Tick(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("alert engine", "err", err)
+		}
+		if more && err == nil && ctx.Err() == nil {
+			continue
 		}
 		wait := e.nextWake()
 		select {
@@ -380,7 +392,7 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // coalesce is how long the engine waits after being woken before it
 // reads the new detections.
-const coalesce = 50 * time.Millisecond
+const coalesce = 20 * time.Millisecond
 
 // nextWake is how long the engine may sleep: until the next group flush
 // or resolve timeout, at most the poll interval.
@@ -400,54 +412,109 @@ func (e *Engine) nextWake() time.Duration {
 // Process takes every new detection into alerts. It returns how many
 // detections it read.
 func (e *Engine) Process(ctx context.Context) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	total := 0
 	for {
-		ds, err := e.st.DetectionsAfter(ctx, e.cursor, batchSize)
-		if err != nil {
+		n, more, err := e.batch(ctx)
+		total += n
+		if err != nil || !more {
 			return total, err
-		}
-		full := len(ds) == batchSize
-		ds, cut := e.contiguous(ds)
-		if len(ds) == 0 {
-			return total, nil
-		}
-		if err := e.apply(ctx, ds); err != nil {
-			return total, err
-		}
-		total += len(ds)
-		if cut || !full {
-			return total, nil
 		}
 	}
 }
 
-// contiguous returns the detections up to the first hole in the ids that
-// is younger than gapWait.
-func (e *Engine) contiguous(ds []storage.Detection) ([]storage.Detection, bool) {
+// processBatch takes in one batch of new detections and says whether
+// more may be waiting.
+func (e *Engine) processBatch(ctx context.Context) (bool, error) {
+	_, more, err := e.batch(ctx)
+	return more, err
+}
+
+// batch takes in the detections that filled holes since the last call and
+// the next batch of new ones.
+func (e *Engine) batch(ctx context.Context) (int, bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	now := e.clock.Now()
-	prev := e.cursor
-	for i, d := range ds {
-		if d.ID != prev+1 {
-			since, ok := e.gapSince[prev+1]
-			if !ok {
-				e.gapSince[prev+1] = now
-				since = now
+	var late []storage.Detection
+	if len(e.gaps) > 0 {
+		ids := make([]int64, 0, len(e.gaps))
+		for id, since := range e.gaps {
+			if now.Sub(since) >= gapWait {
+				delete(e.gaps, id) // never committed
+				continue
 			}
-			if now.Sub(since) < gapWait {
-				return ds[:i], true
-			}
-			delete(e.gapSince, prev+1)
+			ids = append(ids, id)
 		}
-		prev = d.ID
+		var err error
+		if late, err = e.st.DetectionsByID(ctx, ids); err != nil {
+			return 0, false, err
+		}
 	}
-	return ds, false
+	ds, err := e.st.DetectionsAfter(ctx, e.high, batchSize)
+	if err != nil {
+		return 0, false, err
+	}
+	full := len(ds) == batchSize
+	high, gaps := e.high, map[int64]time.Time{}
+	for _, d := range ds {
+		for id := high + 1; id < d.ID && len(e.gaps)+len(gaps) < maxGaps; id++ {
+			gaps[id] = now
+		}
+		high = d.ID
+	}
+	for _, d := range late {
+		delete(gaps, d.ID)
+	}
+	all := append(late, ds...)
+	// After a restart the engine reads again from its durable cursor:
+	// detections an alert already took are not taken twice.
+	ids := make([]int64, 0, len(all))
+	for _, d := range all {
+		if detect.Malicious(d.Label) {
+			ids = append(ids, d.ID)
+		}
+	}
+	linked, err := e.st.LinkedDetections(ctx, ids)
+	if err != nil {
+		return 0, false, err
+	}
+	fresh := all[:0:0]
+	for _, d := range all {
+		if !linked[d.ID] {
+			fresh = append(fresh, d)
+		}
+	}
+	// The holes still open after this batch, and the durable cursor:
+	// everything below the oldest open hole is done.
+	open := make(map[int64]time.Time, len(e.gaps)+len(gaps))
+	for id, t := range e.gaps {
+		open[id] = t
+	}
+	for id, t := range gaps {
+		open[id] = t
+	}
+	for _, d := range late {
+		delete(open, d.ID)
+	}
+	low := high
+	for id := range open {
+		low = min(low, id-1)
+	}
+	low = max(low, e.low)
+	if len(all) == 0 && low == e.low {
+		e.gaps = open
+		return 0, false, nil
+	}
+	if err := e.apply(ctx, fresh, low); err != nil {
+		return 0, false, err
+	}
+	e.high, e.low, e.gaps = high, low, open
+	return len(all), full, nil
 }
 
-func (e *Engine) apply(ctx context.Context, ds []storage.Detection) error {
+func (e *Engine) apply(ctx context.Context, ds []storage.Detection, cursor int64) error {
 	for attempt := 0; ; attempt++ {
-		err := e.applyOnce(ctx, ds)
+		err := e.applyOnce(ctx, ds, cursor)
 		if err == nil || !errors.Is(err, storage.ErrAlertConflict) || attempt >= 3 {
 			return err
 		}
@@ -460,7 +527,7 @@ func (e *Engine) apply(ctx context.Context, ds []storage.Detection) error {
 
 // applyOnce builds the batch's alert changes on clones and commits them
 // with the cursor; only then are they published.
-func (e *Engine) applyOnce(ctx context.Context, ds []storage.Detection) error {
+func (e *Engine) applyOnce(ctx context.Context, ds []storage.Detection, cursor int64) error {
 	now := e.clock.Now()
 	var malicious []int
 	var keys []storage.RecordKey
@@ -571,7 +638,7 @@ func (e *Engine) applyOnce(ctx context.Context, ds []storage.Detection) error {
 			}
 		}
 	}
-	batch := storage.AlertBatch{Links: links, Cursor: CursorName, CursorValue: ds[len(ds)-1].ID}
+	batch := storage.AlertBatch{Links: links, Cursor: CursorName, CursorValue: cursor}
 	changed := make([]*liveAlert, 0, len(work))
 	for la := range work {
 		changed = append(changed, la)
@@ -598,7 +665,6 @@ func (e *Engine) applyOnce(ctx context.Context, ds []storage.Detection) error {
 	if err := e.st.SaveAlerts(ctx, batch); err != nil {
 		return err
 	}
-	e.cursor = batch.CursorValue
 	e.detections.Add(int64(len(ds)))
 	e.suppressed.Add(int64(suppressed))
 	e.created.Add(int64(created))

@@ -29,10 +29,10 @@ type csvRecord struct {
 // breaks and doubled quotes; a quote inside an unquoted field, or one in a
 // quoted field that is not followed by a separator, is taken literally.
 type csvReader struct {
-	lr      *lineReader
-	max     int
-	raw     []byte
-	text    []byte
+	lr     *lineReader
+	max    int
+	raw    []byte
+	text   []byte
 	fields [][]byte
 	rec    csvRecord
 }

@@ -193,7 +193,7 @@ type liuhenTXTParser struct {
 
 	open      bool
 	t         time.Time
-	who       string
+	who       []byte
 	pos       Pos
 	raw       []byte
 	body      []byte // body lines joined with \n
@@ -249,7 +249,7 @@ func (p *liuhenTXTParser) line(l *line) error {
 			if err := p.flush(); err != nil {
 				return err
 			}
-			p.open, p.t, p.who, p.pos = true, t, string(bytes.TrimSpace(text[n:])), pos
+			p.open, p.t, p.who, p.pos = true, t, append(p.who[:0], bytes.TrimSpace(text[n:])...), pos
 			p.raw, p.body, p.nbody, p.keep, p.broken = append(p.raw[:0], l.raw...), p.body[:0], 0, 0, ""
 			p.prevBlank = false
 			return nil
@@ -290,11 +290,13 @@ func (p *liuhenTXTParser) flush() error {
 		return p.out.bad(p.pos, "record too long", p.broken)
 	}
 	notice := p.keep == 0 && p.nbody <= 1 // one line and one blank line
-	own := p.out.own(p.raw, p.body[:p.keep])
-	nr := len(p.raw)
+	own := p.out.own(p.raw, p.body[:p.keep], p.who)
+	nr, nb := len(p.raw), p.keep
 	raw := own[:nr:nr]
-	group, gname, who, t := p.groupID, p.group, p.who, p.t
-	return p.out.record(p.pos, len(raw), func(b *built) {
+	group, gname, t := p.groupID, p.group, p.t
+	return p.out.record(p.pos, len(own), func(b *built) {
+		all := string(own[nr:])
+		text, who := all[:nb], all[nb:]
 		var c wxContent
 		var sender bot.Member
 		if notice {
@@ -304,7 +306,6 @@ func (p *liuhenTXTParser) flush() error {
 			}
 		} else {
 			var reply *bot.Segment
-			text := string(own[nr:])
 			last := text[strings.LastIndexByte(text, '\n')+1:]
 			if q, ok := strings.CutPrefix(last, "引用:"); ok {
 				name, what, _ := strings.Cut(q, ":")

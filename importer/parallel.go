@@ -30,7 +30,7 @@ import (
 type built struct {
 	evs    []*bot.Event
 	evs0   [2]*bot.Event // evs' first storage: no allocation for most records
-	reason string // set when the record is bad
+	reason string        // set when the record is bad
 	detail string
 	// A message whose id is derived (see occurrences).
 	dmsg  *bot.Message

@@ -69,7 +69,7 @@ type ntTXTParser struct {
 	ruleRaw []byte
 
 	open    bool
-	name    string
+	name    []byte
 	t       time.Time
 	pos     Pos
 	raw     []byte
@@ -139,7 +139,7 @@ func (p *ntTXTParser) line(l *line) error {
 					return err
 				}
 				name := bytes.TrimSuffix(bytes.TrimSuffix(p.pend, []byte(":")), []byte("："))
-				p.begin(string(name), p.pendRaw, p.pendPos, t, l.raw)
+				p.begin(name, p.pendRaw, p.pendPos, t, l.raw)
 				p.pend, p.pendRaw = nil, nil
 				return nil
 			}
@@ -187,9 +187,9 @@ func (p *ntTXTParser) releaseRule() {
 	p.content(raw, text)
 }
 
-func (p *ntTXTParser) begin(name string, nameRaw []byte, pos Pos, t time.Time, timeRaw []byte) {
+func (p *ntTXTParser) begin(name []byte, nameRaw []byte, pos Pos, t time.Time, timeRaw []byte) {
 	p.open, p.started = true, true
-	p.name, p.t, p.pos = name, t, pos
+	p.name, p.t, p.pos = append(p.name[:0], name...), t, pos
 	p.raw = append(append(p.raw[:0], nameRaw...), timeRaw...)
 	p.body, p.bodyN, p.keep, p.field, p.segs, p.broken = p.body[:0], 0, 0, "", nil, ""
 	if len(p.raw) > p.max {
@@ -280,12 +280,13 @@ func (p *ntTXTParser) flush() error {
 		}
 	}
 	raw, body := p.raw, p.body[:p.keep]
-	own := p.out.own(raw, body)
-	nr := len(raw)
-	group, gname, name, t, segs := p.groupID, p.groupName, p.name, p.t, p.segs
+	own := p.out.own(raw, body, p.name)
+	nr, nb := len(raw), len(body)
+	group, gname, t, segs := p.groupID, p.groupName, p.t, p.segs
 	p.segs = nil
 	return p.out.record(p.pos, len(own), func(b *built) {
-		text := string(own[nr:])
+		all := string(own[nr:])
+		text, name := all[:nb], all[nb:]
 		ev, msg := newMessageEvent()
 		msg.Text = text
 		msg.Sender = bot.Member{ID: nameID(name), Nick: name, Role: bot.RoleUnknown, IDSource: bot.IDDerived}

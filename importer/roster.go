@@ -57,12 +57,12 @@ type RosterEntry struct {
 	Line     int64
 	Group    string
 	Platform bot.Platform // "" for any
-	ID    string
-	Nick  string
-	Card  string
-	Role  bot.Role
-	Since time.Time // zero: from the first message
-	Raw   []byte
+	ID       string
+	Nick     string
+	Card     string
+	Role     bot.Role
+	Since    time.Time // zero: from the first message
+	Raw      []byte
 }
 
 // ReadRoster reads and checks a roster file. Every problem is reported as
@@ -125,11 +125,11 @@ func ReadRoster(path string) (*Roster, error) {
 type rosterRow struct {
 	Platform string     `json:"platform"`
 	ID       flexString `json:"id"`
-	Nick  string     `json:"nick"`
-	Card  string     `json:"card"`
-	Role  string     `json:"role"`
-	Since flexString `json:"since"`
-	Group flexString `json:"group"`
+	Nick     string     `json:"nick"`
+	Card     string     `json:"card"`
+	Role     string     `json:"role"`
+	Since    flexString `json:"since"`
+	Group    flexString `json:"group"`
 }
 
 func (r *Roster) add(line int64, row rosterRow, raw []byte, bad func(int64, string, ...any)) {

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -80,25 +81,29 @@ func (s *Store) ClaimOutbox(ctx context.Context, nowUS, leaseUntilUS int64, limi
 	if len(cand) == 0 {
 		return nil, nil
 	}
-	out := cand[:0]
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		out = cand[:0]
-		for _, e := range cand {
-			res := tx.Model(&OutboxEntry{}).
-				Where("id = ? AND state = ? AND lease_us <= ?", e.ID, OutboxPending, nowUS).
-				Update("lease_us", leaseUntilUS)
-			if res.Error != nil {
-				return fmt.Errorf("lease notification %d: %w", e.ID, res.Error)
-			}
-			if res.RowsAffected == 1 {
-				e.LeaseUS = leaseUntilUS
-				out = append(out, e)
-			}
+	// One statement leases every candidate nobody else took meanwhile; the
+	// lease value is made unique to this claim (a random offset of a few
+	// milliseconds) so that reading it back tells which rows are ours.
+	lease := leaseUntilUS + rand.Int64N(5000)
+	ids := make([]int64, len(cand))
+	for i, e := range cand {
+		ids[i] = e.ID
+	}
+	res := s.db.WithContext(ctx).Model(&OutboxEntry{}).
+		Where("id IN ? AND state = ? AND lease_us <= ?", ids, OutboxPending, nowUS).
+		Update("lease_us", lease)
+	if res.Error != nil {
+		return nil, fmt.Errorf("lease notifications: %w", res.Error)
+	}
+	if res.RowsAffected == int64(len(cand)) {
+		for i := range cand {
+			cand[i].LeaseUS = lease
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		return cand, nil
+	}
+	var out []OutboxEntry
+	if err := s.db.WithContext(ctx).Where("id IN ? AND lease_us = ?", ids, lease).Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("read leased notifications: %w", err)
 	}
 	return out, nil
 }
@@ -139,33 +144,6 @@ func (s *Store) RecordOutboxOutcomes(ctx context.Context, outs []OutboxOutcome) 
 		}
 		return nil
 	})
-}
-
-// OutboxDelivered records a successful delivery.
-func (s *Store) OutboxDelivered(ctx context.Context, id int64, attempts int, nowUS int64) error {
-	return s.updateOutbox(ctx, id, map[string]any{"state": OutboxSent, "sent_us": nowUS, "lease_us": 0,
-		"attempts": attempts, "last_error": ""})
-}
-
-// OutboxRetry records a failed attempt and when to try again.
-func (s *Store) OutboxRetry(ctx context.Context, id int64, attempts int, nextUS int64, lastErr string) error {
-	return s.updateOutbox(ctx, id, map[string]any{"next_attempt_us": nextUS, "lease_us": 0, "attempts": attempts,
-		"last_error": truncate(lastErr, 1000)})
-}
-
-// OutboxDead moves a notification to the dead letters.
-func (s *Store) OutboxDead(ctx context.Context, id int64, attempts int, lastErr string) error {
-	return s.updateOutbox(ctx, id, map[string]any{"state": OutboxDead, "lease_us": 0, "attempts": attempts,
-		"last_error": truncate(lastErr, 1000)})
-}
-
-func (s *Store) updateOutbox(ctx context.Context, id int64, upd map[string]any) error {
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
-	if err := s.db.WithContext(ctx).Model(&OutboxEntry{}).Where("id = ?", id).Updates(upd).Error; err != nil {
-		return fmt.Errorf("update notification %d: %w", id, err)
-	}
-	return nil
 }
 
 func truncate(s string, n int) string {

@@ -286,6 +286,46 @@ func (s *Store) DetectionsAfter(ctx context.Context, after int64, limit int) ([]
 	return out, nil
 }
 
+// DetectionsByID returns the detections with these ids that exist, in id
+// order (columns as DetectionsAfter).
+func (s *Store) DetectionsByID(ctx context.Context, ids []int64) ([]Detection, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	var out []Detection
+	for len(ids) > 0 {
+		n := min(len(ids), s.rowsPerStatement(1))
+		var rows []Detection
+		if err := s.db.WithContext(ctx).Select("id, group_key, chain_seq, msg_id, sender_id, sender_role, occurred_us, label, score, severity, rules, entities, risk, detected_us").
+			Where("id IN ?", ids[:n]).Order("id").Find(&rows).Error; err != nil {
+			return nil, fmt.Errorf("read detections: %w", err)
+		}
+		out = append(out, rows...)
+		ids = ids[n:]
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// LinkedDetections returns which of these detections already belong to an
+// alert.
+func (s *Store) LinkedDetections(ctx context.Context, ids []int64) (map[int64]bool, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	out := map[int64]bool{}
+	for len(ids) > 0 {
+		n := min(len(ids), s.rowsPerStatement(1))
+		var got []int64
+		if err := s.db.WithContext(ctx).Model(&AlertDetection{}).Where("detection_id IN ?", ids[:n]).Pluck("detection_id", &got).Error; err != nil {
+			return nil, fmt.Errorf("read alert links: %w", err)
+		}
+		for _, id := range got {
+			out[id] = true
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
 // AlertCursor returns a durable read position (0 when never set).
 func (s *Store) AlertCursor(ctx context.Context, name string) (int64, error) {
 	ctx, cancel := s.timeout(ctx)

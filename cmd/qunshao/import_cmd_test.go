@@ -14,7 +14,9 @@ import (
 	"github.com/qunshao/qunshao/storage"
 )
 
-func importFixture(name string) string { return filepath.Join("..", "..", "importer", "testdata", name) }
+func importFixture(name string) string {
+	return filepath.Join("..", "..", "importer", "testdata", name)
+}
 
 func openDB(t *testing.T, db string) *storage.Store {
 	t.Helper()
