@@ -238,8 +238,7 @@ func BenchmarkDispatcher(b *testing.B) {
 	cfg := webhookConfig(srv.URL)
 	cfg.Route.GroupWait = 0
 	cfg.InhibitRules = nil
-	h := &harness{t: &testing.T{}, st: st, clock: alert.NewFakeClock(t0), cfg: cfg}
-	eng, err := alert.New(context.Background(), alert.Options{Config: cfg, Store: st, Clock: h.clock, FromStart: true})
+	eng, err := alert.New(context.Background(), alert.Options{Config: cfg, Store: st, Clock: alert.NewFakeClock(t0), FromStart: true})
 	if err != nil {
 		b.Fatal(err)
 	}

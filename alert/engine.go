@@ -1254,7 +1254,7 @@ func (e *Engine) flush(ctx context.Context, now time.Time, force bool) error {
 		if len(included) > 0 && needsUpdate(e.nflog[nkey], firing, resolved, r.repeatInterval, sendResolved, now) {
 			views := make([]notify.Alert, 0, len(included))
 			for _, la := range included {
-				views = append(views, View(&la.row, e.cfg.ConsoleURL))
+				views = append(views, view(&la.row, &la.det, la.labels, e.cfg.ConsoleURL))
 			}
 			sortViews(views)
 			status := notify.Resolved

@@ -284,10 +284,14 @@ func labelsFor(a *storage.Alert, d *Details, extra map[string]map[string]string)
 // View turns a stored alert into what receivers see.
 func View(a *storage.Alert, consoleURL string) notify.Alert {
 	d := decodeDetails(a.Details)
+	return view(a, &d, decodeLabels(a.Labels), consoleURL)
+}
+
+func view(a *storage.Alert, d *Details, labels Labels, consoleURL string) notify.Alert {
 	v := notify.Alert{
 		ID: a.ID, Fingerprint: a.Fingerprint, Status: a.Status, Category: a.Category, Severity: a.Severity,
 		Platform: a.Platform, GroupKey: a.GroupKey, GroupID: d.GroupID, GroupName: d.GroupName, Shop: a.Shop,
-		Labels: decodeLabels(a.Labels), StartsAt: time.UnixMicro(a.StartsUS).UTC(), LastSeen: time.UnixMicro(a.LastSeenUS).UTC(),
+		Labels: labels, StartsAt: time.UnixMicro(a.StartsUS).UTC(), LastSeen: time.UnixMicro(a.LastSeenUS).UTC(),
 		ResolvedBy: a.ResolvedBy, Count: a.DetectionCount, Acked: a.AckedBy != "", AckedBy: a.AckedBy, Risk: d.Risk,
 		Organizers: d.Organizers, Staff: d.Staff, Shops: d.Shops, Links: d.Links, Excerpts: d.Excerpts,
 	}

@@ -66,9 +66,16 @@ func FuzzQQTXT(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) { fuzzParse(t, qqTXT{}, b) })
 }
 
+// Targets for formats with a fixed frame (a CSV header, a JSON envelope)
+// also parse the input inside the frame, so that mutations explore the
+// records rather than break the frame.
+
 func FuzzQQNTJSON(f *testing.F) {
 	seed(f, "qqnt.json")
-	f.Fuzz(func(t *testing.T, b []byte) { fuzzParse(t, qqntJSON{}, b) })
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fuzzParse(t, qqntJSON{}, b)
+		fuzzParse(t, qqntJSON{}, append([]byte(`{"chatInfo":{"name":"g","type":"group","groupCode":"738291046"},"messages":[`), b...))
+	})
 }
 
 func FuzzQQNTTXT(f *testing.F) {
@@ -78,7 +85,10 @@ func FuzzQQNTTXT(f *testing.F) {
 
 func FuzzLiuhenCSV(f *testing.F) {
 	seed(f, "liuhen.csv")
-	f.Fuzz(func(t *testing.T, b []byte) { fuzzParse(t, liuhenCSV{}, b) })
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fuzzParse(t, liuhenCSV{}, b)
+		fuzzParse(t, liuhenCSV{}, append([]byte("localId,TalkerId,Type,SubType,IsSender,CreateTime,Status,StrContent,StrTime,Remark,NickName,Sender\n"), b...))
+	})
 }
 
 func FuzzLiuhenTXT(f *testing.F) {
@@ -88,12 +98,18 @@ func FuzzLiuhenTXT(f *testing.F) {
 
 func FuzzPyWxDumpCSV(f *testing.F) {
 	seed(f, "pywxdump.csv")
-	f.Fuzz(func(t *testing.T, b []byte) { fuzzParse(t, pywxdumpCSV{}, b) })
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fuzzParse(t, pywxdumpCSV{}, b)
+		fuzzParse(t, pywxdumpCSV{}, append([]byte("id,MsgSvrID,type_name,is_sender,talker,room_name,msg,src,CreateTime\n"), b...))
+	})
 }
 
 func FuzzChatlogJSON(f *testing.F) {
 	seed(f, "chatlog.json", "chatlog.jsonl")
-	f.Fuzz(func(t *testing.T, b []byte) { fuzzParse(t, chatlogJSON{}, b) })
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fuzzParse(t, chatlogJSON{}, b)
+		fuzzParse(t, chatlogJSON{}, append([]byte("["), b...))
+	})
 }
 
 // FuzzSniff: encoding and format detection never panic, and whatever they
