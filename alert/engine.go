@@ -162,6 +162,7 @@ type Engine struct {
 	// when the engine read past them.
 	low, high     int64
 	gaps          map[int64]time.Time
+	seenBefore    int64 // the latest detection id when the engine started
 	live          map[int64]*liveAlert
 	byGroup       map[string][]int64 // category|group → firing alert ids
 	operatorSince int64
@@ -262,6 +263,9 @@ func (e *Engine) load(ctx context.Context) error {
 		}
 	}
 	e.low, e.high = cur, cur
+	if e.seenBefore, err = e.st.MaxDetectionID(ctx); err != nil {
+		return err
+	}
 	if e.operatorSince, err = e.st.MaxAlertOperatorUS(ctx); err != nil {
 		return err
 	}
@@ -359,9 +363,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	}()
 	defer func() { <-done }()
 	for {
-		// One batch, then the flush: alerts a batch raised go out before
-		// the engine reads on when it is behind.
-		more, err := e.processBatch(ctx)
+		// A few batches, then the flush: when the engine is behind, alerts
+		// raised early go out without waiting for it to catch up, and the
+		// flush is not paid for every batch.
+		more := true
+		var err error
+		for i := 0; i < 4 && more && err == nil; i++ {
+			more, err = e.processBatch(ctx)
+		}
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("alert engine: reading detections", "err", err)
 		}
@@ -467,10 +476,11 @@ func (e *Engine) batch(ctx context.Context) (int, bool, error) {
 	}
 	all := append(late, ds...)
 	// After a restart the engine reads again from its durable cursor:
-	// detections an alert already took are not taken twice.
+	// detections an alert already took are not taken twice. Only those
+	// stored before this engine started can have been.
 	ids := make([]int64, 0, len(all))
 	for _, d := range all {
-		if detect.Malicious(d.Label) {
+		if detect.Malicious(d.Label) && d.ID <= e.seenBefore {
 			ids = append(ids, d.ID)
 		}
 	}

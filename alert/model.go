@@ -38,7 +38,7 @@ type Details struct {
 // Limits on what an alert keeps.
 const (
 	maxExcerpts     = 5
-	maxExcerptRunes = 200
+	maxExcerptRunes = 120
 	maxListed       = 10
 	maxRules        = 20
 )

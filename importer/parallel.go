@@ -308,15 +308,22 @@ const arenaSize = 256 << 10
 // for derived message ids, so that re-imports and overlapping exports of
 // the same messages deduplicate while genuine repeats are kept. Counts are
 // kept for the current second of each group only (exports are in time
-// order), so memory stays bounded.
+// order), so memory stays bounded. A second with more distinct messages
+// than maxOccKeys (only a forged file has that many) starts a new
+// generation of counts: the generation is part of later ids, so they
+// cannot collide with earlier ones, and the same file still gives the same
+// ids every time.
 type occurrences struct {
 	groups map[string]*occ
 }
 
 type occ struct {
 	sec    int64
+	gen    uint64
 	counts map[[16]byte]uint32
 }
+
+const maxOccKeys = 1 << 18
 
 // assign returns the id of the next occurrence of the digest sum.
 func (o *occurrences) assign(group string, sec int64, sum [32]byte) string {
@@ -332,7 +339,7 @@ func (o *occurrences) assign(group string, sec int64, sum [32]byte) string {
 		o.groups[group] = g
 	}
 	if sec != g.sec {
-		g.sec = sec
+		g.sec, g.gen = sec, 0
 		if len(g.counts) > 64 {
 			// clear costs as much as the map ever grew; a burst second
 			// must not slow every later one.
@@ -341,15 +348,22 @@ func (o *occurrences) assign(group string, sec int64, sum [32]byte) string {
 			clear(g.counts)
 		}
 	}
+	if len(g.counts) >= maxOccKeys {
+		g.counts = make(map[[16]byte]uint32, 8)
+		g.gen++
+	}
 	var key [16]byte
 	copy(key[:], sum[:16])
 	k := g.counts[key]
 	g.counts[key] = k + 1
-	if k > 0 {
-		var more [16 + binary.MaxVarintLen64]byte
+	if k > 0 || g.gen > 0 {
+		var more [16 + 2*binary.MaxVarintLen64]byte
 		copy(more[:], sum[:16])
-		n := binary.PutUvarint(more[16:], uint64(k))
-		sum = sha256.Sum256(more[:16+n])
+		n := 16 + binary.PutUvarint(more[16:], uint64(k))
+		if g.gen > 0 {
+			n += binary.PutUvarint(more[n:], g.gen)
+		}
+		sum = sha256.Sum256(more[:n])
 	}
 	var out [2 + 32]byte
 	out[0], out[1] = 'd', ':'

@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -271,4 +273,67 @@ func resumeSaved(db string) bool {
 	defer st.Close()
 	fs, err := st.ImportFiles(context.Background())
 	return err == nil && len(fs) == 1 && fs[0].ResumePos > 1 && fs[0].Status == storage.ImportRunning
+}
+
+// TestImportGigabyteProcess imports a generated 1 GiB export (--dry-run:
+// hashing, detection, parsing, events, validation; no store) with a
+// qunshao binary built without the race detector, and checks that the
+// process's peak resident memory stays far below the file's size. Runs
+// with QUNSHAO_TEST_BIG=1 (.ci/run sets it); skipped with -short.
+func TestImportGigabyteProcess(t *testing.T) {
+	if testing.Short() || os.Getenv("QUNSHAO_TEST_BIG") != "1" {
+		t.Skip("set QUNSHAO_TEST_BIG=1 to import a generated 1 GiB export")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "qunshao")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "GOFLAGS=")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	// 1 GiB of QQ TXT: a block of messages minutes apart, repeated.
+	var block strings.Builder
+	block.WriteString("")
+	base := time.Date(2024, 11, 8, 20, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	per := 0
+	for i := 0; block.Len() < 1<<20; i++ {
+		fmt.Fprintf(&block, "%s 成员%d(%d)\n第%d条：今晚8点开始，每人拍5件，不要付款\n\n", base.Add(time.Duration(i/4)*time.Second).Format("2006-01-02 15:04:05"), i%40, 10000+i%40, i)
+		per++
+	}
+	path := filepath.Join(dir, "big.txt")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	bw.WriteString("消息记录（此消息记录为文本格式，不支持重新导入）\n\n消息对象:双十一好物互助群(738291046)\n\n")
+	blocks := 0
+	for written := 0; written < 1<<30; written += block.Len() {
+		bw.WriteString(block.String())
+		blocks++
+	}
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cmd := exec.Command(bin, "import", "--dry-run", "--progress", "off", path)
+	cmd.Env = append(os.Environ(), "QUNSHAO_LOG_LEVEL=warn")
+	start := time.Now()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	want := fmt.Sprintf("%d records, 0 errors (dry run", per*blocks)
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("output lacks %q:\n%s", want, out)
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		t.Skip("no resource usage on this system")
+	}
+	peak := int64(ru.Maxrss) << 10 // KiB on Linux
+	t.Logf("1 GiB, %d messages in %s, peak resident memory %d MiB", per*blocks, time.Since(start).Round(time.Millisecond), peak>>20)
+	if peak > 128<<20 {
+		t.Errorf("peak resident memory %d MiB for a 1 GiB export", peak>>20)
+	}
 }
