@@ -93,6 +93,10 @@ func (pywxdumpCSV) Parse(ctx context.Context, in *Input, out Output) error {
 				}
 				groupID = room
 			}
+			if !validID(groupID) {
+				b.fail("bad room_name", quote([]byte(room)))
+				return
+			}
 			c := pywxContent(typeName, msg)
 			self := cSelf >= 0 && bytes.Equal(bytes.TrimSpace(f[cSelf]), []byte("1"))
 			var sender bot.Member

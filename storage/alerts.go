@@ -571,21 +571,6 @@ func (s *Store) MaxAlertEpisodes(ctx context.Context, fingerprints []string) (ma
 	return out, nil
 }
 
-// MaxAlertEpisode is the highest episode stored for a fingerprint (0:
-// none).
-func (s *Store) MaxAlertEpisode(ctx context.Context, fingerprint string) (int, error) {
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
-	var v *int
-	if err := s.db.WithContext(ctx).Model(&Alert{}).Where("fingerprint = ?", fingerprint).Select("MAX(episode)").Scan(&v).Error; err != nil {
-		return 0, fmt.Errorf("read episodes of %s: %w", fingerprint, err)
-	}
-	if v == nil {
-		return 0, nil
-	}
-	return *v, nil
-}
-
 // AlertFilter selects alerts. Zero fields do not filter.
 type AlertFilter struct {
 	Status   string

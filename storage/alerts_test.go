@@ -47,8 +47,8 @@ func TestAlertRepository(t *testing.T) {
 		if c, _ := s.AlertCursor(ctx, "c"); c != 8 {
 			t.Fatalf("cursor moved by a failed batch: %d", c)
 		}
-		if ep, _ := s.MaxAlertEpisode(ctx, "fp1"); ep != 1 {
-			t.Fatalf("episode %d", ep)
+		if eps, _ := s.MaxAlertEpisodes(ctx, []string{"fp1", "fp9"}); len(eps) != 1 || eps["fp1"] != 1 {
+			t.Fatalf("episodes %v", eps)
 		}
 		// Operators: acknowledge, then resolve; the engine's update does
 		// not overwrite the acknowledgement and is refused once resolved.

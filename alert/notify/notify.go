@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -211,16 +210,6 @@ func SeverityRank(s string) int {
 		return r
 	}
 	return -1
-}
-
-// Severities lists the known severities, lowest first.
-func Severities() []string {
-	out := make([]string, 0, len(severityRank))
-	for s := range severityRank {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool { return severityRank[out[i]] < severityRank[out[j]] })
-	return out
 }
 
 var (

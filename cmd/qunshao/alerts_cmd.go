@@ -580,6 +580,7 @@ func (a *app) newAlertRun(ctx context.Context, st *storage.Store) (*alertRun, er
 	}
 	r := &alertRun{done: make(chan error, 1)}
 	eng, err := alert.New(ctx, alert.Options{Config: a.cfg.Alerts, Store: st, Terminal: a.stdout, Log: a.log,
+		Suppress: importSuppressor(st),
 		Organizers: func(group string) []detect.Organizer {
 			if t := r.tracker.Load(); t != nil {
 				return t.Organizers(group)

@@ -32,7 +32,7 @@ func (a *app) importCommand() *cobra.Command {
 (SHA-256), its format and encoding detected, and every record stored as an
 evidence record that names the file's hash, its line (or byte offset) in
 the file, the format and the importer version; the file itself is listed
-in the imported_files table with its hash and size. Stored messages go
+in the import_files table with its hash and size. Stored messages go
 through the same analysis as live ones.
 
 Formats (--format to force one; detection reads the first 64 KiB):
@@ -50,7 +50,7 @@ file imported completely before is skipped unless --force.
 A bad record is reported as file:line: reason and counted; the others are
 imported (--strict stops at the first). Exports rarely say who was owner
 or admin: --roster gives roles (CSV or JSON with id, nick, role, since,
-optional group and card); when the group is also monitored by a bot, its
+optional group, card and platform); when the group is also monitored by a bot, its
 live roster history applies too. Otherwise roles are unknown, never
 guessed.
 
