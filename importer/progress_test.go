@@ -38,7 +38,9 @@ func TestProgressLinesWhenNotATerminal(t *testing.T) {
 	stop := p.phase("群聊.txt", "importing", 1000, c)
 	c.b.Store(250)
 	c.r.Store(40)
-	time.Sleep(70 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "\n") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	stop()
 	stop() // idempotent
 	got := out.String()

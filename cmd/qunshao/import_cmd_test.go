@@ -259,7 +259,8 @@ wait:
 	}
 }
 
-// resumeSaved reports whether the running import saved a resume position.
+// resumeSaved reports whether the running import saved a resume position
+// past some committed messages (the first message is on line 5).
 func resumeSaved(db string) bool {
 	if _, err := os.Stat(db); err != nil {
 		return false
@@ -272,7 +273,7 @@ func resumeSaved(db string) bool {
 	}
 	defer st.Close()
 	fs, err := st.ImportFiles(context.Background())
-	return err == nil && len(fs) == 1 && fs[0].ResumePos > 1 && fs[0].Status == storage.ImportRunning
+	return err == nil && len(fs) == 1 && fs[0].ResumePos > 5 && fs[0].Stored > 0 && fs[0].Status == storage.ImportRunning
 }
 
 // TestImportGigabyteProcess imports a generated 1 GiB export (--dry-run:
