@@ -101,6 +101,10 @@ func (a *app) startBots(ctx context.Context, st *storage.Store, p *pipeline.Pipe
 			a.log.Error("bots did not stop within 30s; refusing their further events")
 		}
 		cancelSink()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			a.log.Error("bots still running after their events were refused; exiting anyway")
+		}
 	}, nil
 }
