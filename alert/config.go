@@ -3,7 +3,6 @@ package alert
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -206,7 +205,7 @@ func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.ConsoleURL != "" {
-		if u, err := url.Parse(c.ConsoleURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if _, err := notify.ParseHTTPURL(c.ConsoleURL); err != nil {
 			add("console_url: must be an http or https URL, got %q", c.ConsoleURL)
 		}
 	}

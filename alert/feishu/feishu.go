@@ -75,11 +75,7 @@ func endpoint(base, token string) (*url.URL, error) {
 	if !strings.HasSuffix(base, "/") {
 		base += "/"
 	}
-	u, err := url.Parse(base + url.PathEscape(token))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("must be an http or https URL")
-	}
-	return u, nil
+	return notify.ParseHTTPURL(base + url.PathEscape(token))
 }
 
 // Receiver posts to one bot.

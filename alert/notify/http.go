@@ -124,3 +124,17 @@ func Snippet(b []byte) string {
 		return r
 	}, s)
 }
+
+// ErrNotHTTPURL is what ParseHTTPURL reports for anything but an absolute
+// http or https URL.
+var ErrNotHTTPURL = errors.New("must be an http or https URL")
+
+// ParseHTTPURL parses a receiver endpoint, accepting only absolute http
+// and https URLs with a host.
+func ParseHTTPURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, ErrNotHTTPURL
+	}
+	return u, nil
+}

@@ -8,7 +8,6 @@ package slack
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -32,9 +31,8 @@ type Config struct {
 
 // Validate names the bad key.
 func (c Config) Validate() error {
-	u, err := url.Parse(c.WebhookURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("webhook_url: must be an http or https URL")
+	if _, err := notify.ParseHTTPURL(c.WebhookURL); err != nil {
+		return fmt.Errorf("webhook_url: %w", err)
 	}
 	return nil
 }

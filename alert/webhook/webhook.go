@@ -56,9 +56,8 @@ type Config struct {
 // Validate names the bad key.
 func (c Config) Validate() error {
 	var errs []error
-	u, err := url.Parse(c.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, errors.New("url: must be an http or https URL"))
+	if _, err := notify.ParseHTTPURL(c.URL); err != nil {
+		errs = append(errs, fmt.Errorf("url: %w", err))
 	}
 	if c.MaxAlerts < 0 {
 		errs = append(errs, errors.New("max_alerts: must not be negative"))

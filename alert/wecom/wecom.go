@@ -60,11 +60,7 @@ func endpoint(s string) (*url.URL, error) {
 	if s == "" {
 		s = DefaultAPIURL
 	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("must be an http or https URL")
-	}
-	return u, nil
+	return notify.ParseHTTPURL(s)
 }
 
 // Receiver posts to one group robot.
