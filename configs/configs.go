@@ -266,14 +266,10 @@ func applyEnv(c *Config, env []string) error {
 		return err
 	}
 	// QQ passwords are per account: QUNSHAO_BOTS_QQ_PASSWORD_<uin>.
-	for i := range c.Bots.QQ.Accounts {
-		a := &c.Bots.QQ.Accounts[i]
-		name := qq.EnvPasswordPrefix + strconv.FormatInt(a.Uin, 10)
-		known[name] = true
-		if v, ok := vars[name]; ok && a.Password == "" {
-			a.Password = v
-		}
+	for _, a := range c.Bots.QQ.Accounts {
+		known[qq.EnvPasswordPrefix+strconv.FormatInt(a.Uin, 10)] = true
 	}
+	c.Bots.QQ = c.Bots.QQ.WithEnv(func(k string) string { return vars[k] })
 	// Alert receivers' secrets may be written as ${NAME} in the file.
 	all := map[string]string{}
 	for _, kv := range env {

@@ -130,17 +130,20 @@ func TestServeWithOneBot(t *testing.T) {
 	defer cancel()
 
 	// Wrong token: refused before the upgrade.
-	var err error
-	for time.Now().Before(deadline) {
-		var resp *http.Response
-		_, resp, err = websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"X-Self-ID": {"42"}, "Authorization": {"Bearer wrong"}}})
-		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
-			break
+	refused := false
+	for !refused && time.Now().Before(deadline) {
+		c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"X-Self-ID": {"42"}, "Authorization": {"Bearer wrong"}}})
+		if err == nil {
+			c.CloseNow()
+			t.Fatal("a wrong token was accepted")
 		}
-		time.Sleep(20 * time.Millisecond)
+		refused = resp != nil && resp.StatusCode == http.StatusUnauthorized
+		if !refused {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
-	if err == nil {
-		t.Fatal("a wrong token was accepted")
+	if !refused {
+		t.Fatal("a wrong token was never answered with 401")
 	}
 
 	botCtx, stopBot := context.WithCancel(ctx)
